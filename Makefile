@@ -1,0 +1,55 @@
+# Palimpsest: `make run` serves the app, `make test` runs every test, `make bench` measures.
+# Each target sets itself up on a fresh machine (virtualenv in .venv/, npm packages).
+
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+CLIENTS := tests/interop/clients
+# Where the Redis + PostgreSQL pass of the integration tests connects.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/palimpsest
+TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
+
+.PHONY: setup run test test-unit test-integration test-interop lint bench clean
+
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+$(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
+	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: .venv/.installed $(CLIENTS)/node_modules/.installed
+
+run: .venv/.installed
+	$(PY) manage.py migrate --noinput
+	exec $(PY) -m daphne -b $(HOST) -p $(PORT) collab.asgi:application
+
+lint: .venv/.installed
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy collab events tasks frontend
+
+test-unit: .venv/.installed
+	$(PY) -m pytest tests/unit -q
+
+# Integration tests run twice: embedded (SQLite, in-memory layer), then on Redis + PostgreSQL.
+test-integration: .venv/.installed
+	$(PY) -m pytest tests/integration -q
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest tests/integration -q
+
+test-interop: setup
+	$(PY) -m pytest tests/interop -q
+
+test: setup lint
+	$(PY) -m pytest tests/unit tests/integration tests/interop -q
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest tests/integration -q
+
+bench: setup
+	$(PY) bench/realtime.py
+
+clean:
+	rm -rf .venv var $(CLIENTS)/node_modules

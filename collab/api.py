@@ -1,0 +1,184 @@
+"""HTTP API under /api/: thin views over services and selectors (django-ninja, OpenAPI)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, ValidationError
+from ninja.security import HttpBearer, SessionAuth
+from pydantic import Field
+
+from collab import selectors, services
+from collab.models import Document
+
+
+class BearerToken(HttpBearer):
+    """`Authorization: Bearer TOKEN` for scripts and non-browser clients."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser | None:
+        """The token's user, or None."""
+        user = selectors.user_for_token(token=token)
+        if user is not None:
+            request.user = user  # type: ignore[assignment]
+        return user
+
+
+api = NinjaAPI(
+    title="Palimpsest API",
+    version="1",
+    auth=[BearerToken(), SessionAuth(csrf=True)],
+    urls_namespace="api",
+    # The schema is served at /api/openapi.json; ninja's docs page would shadow /api/docs and
+    # loads its assets from a CDN, so it is off.
+    docs_url=None,
+)
+
+
+@api.exception_handler(ValidationError)
+def _bad_body(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    """A body or query that does not fit the schema is a 400, with what was wrong."""
+    return api.create_response(request, {"detail": exc.errors}, status=400)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    """No valid token or session."""
+    return api.create_response(request, {"detail": "authentication required"}, status=401)
+
+
+@api.exception_handler(services.PermissionDenied)
+def _forbidden(request: HttpRequest, exc: services.PermissionDenied) -> HttpResponse:
+    """Known to the caller, but not theirs to change."""
+    return api.create_response(request, {"detail": str(exc)}, status=403)
+
+
+@api.exception_handler(services.NotFound)
+def _not_found(request: HttpRequest, exc: services.NotFound) -> HttpResponse:
+    """Missing, or hidden from the caller."""
+    return api.create_response(request, {"detail": str(exc)}, status=404)
+
+
+class DocumentIn(Schema):
+    """A new document."""
+
+    title: str = Field(min_length=1, max_length=200)
+
+
+class DocumentOut(Schema):
+    """A document as its members see it."""
+
+    id: uuid.UUID
+    title: str
+    owner: str
+    role: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberIn(Schema):
+    """Share a document with a user."""
+
+    username: str = Field(min_length=1, max_length=150)
+    role: Literal["editor", "viewer"]
+
+
+class MemberOut(Schema):
+    """A user's role on a document."""
+
+    username: str
+    role: str
+
+
+class ErrorOut(Schema):
+    """An error."""
+
+    detail: Any
+
+
+def _user(request: HttpRequest) -> AbstractBaseUser:
+    """The authenticated caller."""
+    return request.auth  # type: ignore[attr-defined,no-any-return]
+
+
+def _out(document: Document, role: str) -> dict[str, Any]:
+    """A document's public shape."""
+    return {
+        "id": document.id,
+        "title": document.title,
+        "owner": document.owner.get_username(),
+        "role": role,
+        "created_at": document.created_at,
+        "updated_at": document.updated_at,
+    }
+
+
+def _readable(request: HttpRequest, doc_id: str) -> tuple[Document, str]:
+    """A document the caller may read and their role, or 404."""
+    user = _user(request)
+    document = selectors.document_get(user=user, document_id=doc_id)
+    role = selectors.document_role(user=user, document_id=doc_id)
+    if document is None or role is None:
+        raise services.NotFound("no such document")
+    return document, role
+
+
+@api.post("/docs", response={201: DocumentOut, 400: ErrorOut, 401: ErrorOut})
+def create_document(request: HttpRequest, body: DocumentIn) -> tuple[int, dict[str, Any]]:
+    """Create a document; the caller becomes its owner."""
+    document = services.document_create(owner=_user(request), title=body.title)
+    return 201, _out(document, "owner")
+
+
+@api.get("/docs", response={200: list[DocumentOut], 401: ErrorOut})
+def list_documents(request: HttpRequest) -> list[dict[str, Any]]:
+    """Documents the caller may read."""
+    user = _user(request)
+    documents = selectors.document_list(user=user).prefetch_related("memberships")
+    return [
+        _out(d, next(m.role for m in d.memberships.all() if m.user_id == user.pk))
+        for d in documents
+    ]
+
+
+@api.get("/docs/{doc_id}", response={200: DocumentOut, 401: ErrorOut, 404: ErrorOut})
+def show_document(request: HttpRequest, doc_id: str) -> dict[str, Any]:
+    """One document the caller may read."""
+    document, role = _readable(request, doc_id)
+    return _out(document, role)
+
+
+@api.post(
+    "/docs/{doc_id}/members",
+    response={201: MemberOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+)
+def add_member(request: HttpRequest, doc_id: str, body: MemberIn) -> tuple[int, dict[str, Any]]:
+    """The owner shares the document with a user as editor or viewer."""
+    document, _ = _readable(request, doc_id)
+    user = selectors.user_by_username(username=body.username)
+    if user is None:
+        return 400, {"detail": f"no user named {body.username!r}"}
+    try:
+        membership = services.member_add(
+            document=document, by=_user(request), user=user, role=body.role
+        )
+    except ValueError as exc:
+        return 400, {"detail": str(exc)}
+    return 201, {"username": user.get_username(), "role": membership.role}
+
+
+@api.get(
+    "/docs/{doc_id}/members",
+    response={200: list[MemberOut], 401: ErrorOut, 404: ErrorOut},
+)
+def list_members(request: HttpRequest, doc_id: str) -> list[dict[str, Any]]:
+    """Who may use the document, and how."""
+    document, _ = _readable(request, doc_id)
+    return [
+        {"username": m.user.get_username(), "role": m.role}
+        for m in selectors.document_members(document=document)
+    ]

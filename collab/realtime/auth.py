@@ -1,0 +1,59 @@
+"""Who is on the other end of a WebSocket: a token, or a browser session from our own origin."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.http.request import validate_host
+
+from collab.selectors import user_for_token
+
+Scope = dict[str, Any]
+
+
+def _origin(scope: Scope) -> str | None:
+    """The Origin header of a WebSocket handshake, if any."""
+    for name, value in scope.get("headers", []):
+        if name == b"origin":
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def origin_allowed(origin: str) -> bool:
+    """Whether a browser origin is one of our hosts."""
+    host = urlparse(origin).hostname
+    if not host:
+        return False
+    host = f"[{host}]" if ":" in host else host
+    return validate_host(host, settings.ALLOWED_HOSTS)
+
+
+class TokenOrSessionAuth:
+    """Authenticate by `?token=` or by session cookie; refuse foreign browser origins.
+
+    A cookie rides along with any page's WebSocket, so a session only counts when the Origin is
+    ours. A token must be known to whoever sends it, so it needs no Origin (scripts send none).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.session_app = AuthMiddlewareStack(app)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        """Attach `scope["user"]` and pass on, or refuse the handshake."""
+        origin = _origin(scope)
+        if origin is not None and not origin_allowed(origin):
+            return await WebsocketDenier()(scope, receive, send)
+        token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+        if token:
+            user = await database_sync_to_async(user_for_token)(token=token)
+            return await self.app({**scope, "user": user or AnonymousUser()}, receive, send)
+        if origin is None:
+            return await self.app({**scope, "user": AnonymousUser()}, receive, send)
+        return await self.session_app(scope, receive, send)

@@ -1,0 +1,187 @@
+"""`/ws/docs/{id}`: the y-websocket endpoint. Thin: checks, then hands frames to the hub."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from channels.consumer import AsyncConsumer
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from django.conf import settings
+
+from collab.models import WRITE_ROLES
+from collab.realtime.hub import current_hub
+from collab.realtime.rooms import Room
+from collab.selectors import document_role
+from collab.services import presence_close, presence_open, presence_set_clients
+from collab.sync.protocol import (
+    EMPTY_UPDATE,
+    FrameKind,
+    ProtocolError,
+    decode_awareness,
+    encode_permission_denied,
+    parse_frame,
+)
+from events.services import NewEvent
+
+logger = logging.getLogger(__name__)
+
+# Close codes: servers may only send 1000 or 4000-4999 (RFC 6455 reserves the rest), so ours
+# mirror HTTP statuses in the application range. The README lists them.
+CLOSE_PROTOCOL_ERROR = 4400
+CLOSE_POLICY_VIOLATION = 4403
+CLOSE_TOO_BIG = 4413
+CLOSE_UNSUPPORTED_DATA = 4415
+
+
+def _admit(*, user: Any, document_id: str, connection_id: str) -> str | None:
+    """The user's role on the document, with a presence row opened if they have one."""
+    role = document_role(user=user, document_id=document_id)
+    if role is not None:
+        presence_open(document_id=document_id, user_id=user.pk, connection_id=connection_id)
+    return role
+
+
+class DocumentConsumer(AsyncConsumer):
+    """One client's connection to one document."""
+
+    # No per-connection channel: the hub holds one layer subscription per open document.
+    channel_layer_alias = "__no_layer_per_connection__"
+
+    connection_id: str
+    can_write: bool = False
+    room: Room | None = None
+    user_id: int | None = None
+    # Set once we close the socket: frames already in flight are then ignored.
+    closing: bool = False
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Route binary frames straight to the handler: they touch no DB connection.
+
+        Channels runs `aclose_old_connections()` in a worker thread before every handler; on
+        the frame hot path that one thread hop measured as the ingest bottleneck.
+        """
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        """Accept members of an existing document; refuse everyone else at the handshake."""
+        user = self.scope.get("user")
+        raw_id = self.scope["url_route"]["kwargs"]["doc_id"]
+        self.connection_id = uuid.uuid4().hex
+        role = None
+        if user is not None and user.is_authenticated:
+            role = await database_sync_to_async(_admit)(
+                user=user, document_id=raw_id, connection_id=self.connection_id
+            )
+        if role is None:
+            # Unknown documents and strangers look the same: nothing leaks either way.
+            await self.send({"type": "websocket.close"})
+            raise StopConsumer()
+        document_id = uuid.UUID(raw_id)
+        self.user_id = user.pk
+        self.can_write = role in WRITE_ROLES
+        await self.send({"type": "websocket.accept"})
+        self.room = await current_hub().join(self, document_id)
+        await self.send_frame(self.room.replica.sync_step1())
+        awareness = self.room.replica.awareness_message()
+        if awareness is not None:
+            await self.send_frame(awareness)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """Handle one frame from the client."""
+        room = self.room
+        if room is None or self.closing:
+            return
+        data = message.get("bytes")
+        if data is None:
+            await self.close_with(CLOSE_UNSUPPORTED_DATA, "binary y-websocket frames only")
+            return
+        if len(data) > settings.PALIMPSEST_MAX_FRAME_BYTES:
+            await self.close_with(CLOSE_TOO_BIG, "frame exceeds the size limit")
+            return
+        try:
+            await self._handle(room, data)
+        except ProtocolError as exc:
+            await self.close_with(CLOSE_PROTOCOL_ERROR, str(exc)[:120])
+
+    async def _handle(self, room: Room, data: bytes) -> None:
+        """Act on one well-formed frame (or raise ProtocolError)."""
+        frame = parse_frame(data)
+        kind = frame.kind
+        if kind is FrameKind.SYNC_UPDATE or kind is FrameKind.SYNC_STEP2:
+            if not self.can_write:
+                # A viewer's SyncStep2 is the reply to our SyncStep1 and is dropped silently;
+                # a viewer's own edit is refused out loud.
+                if kind is FrameKind.SYNC_UPDATE and frame.payload != EMPTY_UPDATE:
+                    await self.send_frame(encode_permission_denied("viewers cannot edit"))
+                return
+            if room.replica.apply(frame.payload):
+                await current_hub().submit(
+                    room,
+                    self,
+                    NewEvent(
+                        document_id=room.document_id,
+                        update=frame.payload,
+                        actor_id=self.user_id,
+                        yjs_client_id=self._client_id(room),
+                    ),
+                )
+        elif kind is FrameKind.SYNC_STEP1:
+            await self.send_frame(room.replica.answer_step1(frame.payload))
+        elif kind is FrameKind.AWARENESS:
+            await self._awareness(room, data, frame.payload)
+        elif kind is FrameKind.QUERY_AWARENESS:
+            awareness = room.replica.awareness_message()
+            if awareness is not None:
+                await self.send_frame(awareness)
+
+    async def _awareness(self, room: Room, data: bytes, payload: bytes) -> None:
+        """Record and relay a client's awareness; it may speak only for its own client ids."""
+        entries = decode_awareness(payload)
+        new_ids = []
+        for entry in entries:
+            owner = room.awareness_owner.get(entry.client_id)
+            if owner is not None and owner is not self:
+                await self.close_with(CLOSE_POLICY_VIOLATION, "awareness of another client")
+                return
+            if owner is None:
+                new_ids.append(entry.client_id)
+        room.replica.apply_awareness(payload, self)
+        for client_id in new_ids:
+            room.awareness_owner[client_id] = self
+        await current_hub().relay_awareness(room, self, data)
+        if new_ids:
+            ids = [cid for cid, owner in room.awareness_owner.items() if owner is self]
+            await database_sync_to_async(presence_set_clients)(
+                connection_id=self.connection_id, client_ids=ids
+            )
+
+    def _client_id(self, room: Room) -> int | None:
+        """The Yjs client id this connection announced, if any."""
+        for client_id, owner in room.awareness_owner.items():
+            if owner is self:
+                return client_id
+        return None
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Leave the room and drop the presence row."""
+        if self.room is not None:
+            room, self.room = self.room, None
+            await current_hub().leave(self, room)
+            await database_sync_to_async(presence_close)(connection_id=self.connection_id)
+        raise StopConsumer()
+
+    async def send_frame(self, frame: bytes) -> None:
+        """Send one binary frame."""
+        await self.send({"type": "websocket.send", "bytes": frame})
+
+    async def close_with(self, code: int, reason: str) -> None:
+        """Close the socket with a code and a reason the client can log."""
+        logger.info("closing %s: %s (%s)", getattr(self, "connection_id", "?"), reason, code)
+        self.closing = True
+        await self.send({"type": "websocket.close", "code": code, "reason": reason})

@@ -1,0 +1,74 @@
+"""A live room: one open document's replica, its local connections and what it has seen."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from collab.sync.replica import Replica
+
+
+class Connection(Protocol):
+    """What a room needs from a connected client."""
+
+    connection_id: str
+    can_write: bool
+
+    async def send_frame(self, frame: bytes) -> None:
+        """Send one binary frame to the client."""
+
+    async def close_with(self, code: int, reason: str) -> None:
+        """Close the client's socket."""
+
+
+@dataclass
+class SeqTracker:
+    """Which seqs of the log this room has applied, to find what it missed."""
+
+    contiguous: int = 0
+    ahead: set[int] = field(default_factory=set)
+
+    def mark(self, seq: int) -> bool:
+        """Record a seq; False if it was already seen."""
+        if seq <= self.contiguous or seq in self.ahead:
+            return False
+        self.ahead.add(seq)
+        while self.contiguous + 1 in self.ahead:
+            self.contiguous += 1
+            self.ahead.discard(self.contiguous)
+        return True
+
+    def seen(self, seq: int) -> bool:
+        """Whether a seq was applied already."""
+        return seq <= self.contiguous or seq in self.ahead
+
+
+@dataclass(eq=False)
+class Room:
+    """One document open in this process."""
+
+    document_id: uuid.UUID
+    replica: Replica = field(default_factory=Replica)
+    members: set[Connection] = field(default_factory=set)
+    seqs: SeqTracker = field(default_factory=SeqTracker)
+    # Awareness client id → the local connection that speaks for it (others may not).
+    awareness_owner: dict[int, Connection] = field(default_factory=dict)
+    # Appends queued but not yet durable: the room stays loaded until they are relayed.
+    pending: int = 0
+    ready: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    closed: bool = False
+
+    @property
+    def idle(self) -> bool:
+        """No local members and nothing in flight."""
+        return not self.members and self.pending == 0
+
+    async def broadcast(self, frame: bytes, *, exclude: Connection | None = None) -> None:
+        """Send a frame to every local member but `exclude`, in order."""
+        for member in list(self.members):
+            if member is not exclude:
+                await member.send_frame(frame)

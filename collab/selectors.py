@@ -1,0 +1,67 @@
+"""Reads about documents, members and tokens."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from collab.models import ApiToken, Document, Membership
+from collab.services import token_digest
+
+
+def user_for_token(*, token: str) -> AbstractBaseUser | None:
+    """The active user a token belongs to, or None."""
+    if not token or len(token) > 200:
+        return None
+    found = (
+        ApiToken.objects.select_related("user")
+        .filter(digest=token_digest(token), user__is_active=True)
+        .first()
+    )
+    if found is None:
+        return None
+    ApiToken.objects.filter(pk=found.pk).update(last_used_at=timezone.now())
+    return found.user
+
+
+def document_role(*, user: AbstractBaseUser, document_id: uuid.UUID | str) -> str | None:
+    """The user's role on a document, or None for strangers and unknown documents."""
+    if not user.is_authenticated:
+        return None
+    try:
+        doc_uuid = uuid.UUID(str(document_id))
+    except ValueError:
+        return None
+    return (
+        Membership.objects.filter(document_id=doc_uuid, user_id=user.pk)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def document_list(*, user: AbstractBaseUser) -> QuerySet[Document]:
+    """Documents the user may read, newest first."""
+    return Document.objects.filter(memberships__user_id=user.pk).select_related("owner")
+
+
+def document_get(*, user: AbstractBaseUser, document_id: uuid.UUID | str) -> Document | None:
+    """One document the user may read, or None."""
+    try:
+        doc_uuid = uuid.UUID(str(document_id))
+    except ValueError:
+        return None
+    return document_list(user=user).filter(pk=doc_uuid).first()
+
+
+def user_by_username(*, username: str) -> AbstractBaseUser | None:
+    """An active user by username, or None."""
+    return get_user_model().objects.filter(username=username, is_active=True).first()
+
+
+def document_members(*, document: Document) -> QuerySet[Membership]:
+    """A document's memberships."""
+    return Membership.objects.filter(document=document).select_related("user").order_by("pk")

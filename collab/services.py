@@ -1,0 +1,93 @@
+"""Writes to documents, memberships, tokens and presence: the one place these change."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from collab.models import ApiToken, Document, Membership, PresenceSession, Role
+
+
+class PermissionDenied(Exception):
+    """The caller may not do this."""
+
+
+class NotFound(Exception):
+    """No such object, or the caller may not know it exists."""
+
+
+def token_digest(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_issue(*, user: AbstractBaseUser) -> str:
+    """Create an API token for `user` and return it; only its digest is kept."""
+    token = secrets.token_urlsafe(32)
+    ApiToken.objects.create(user=user, digest=token_digest(token), prefix=token[:8])
+    return token
+
+
+@transaction.atomic
+def document_create(*, owner: AbstractBaseUser, title: str) -> Document:
+    """Create a document owned by `owner`."""
+    document = Document.objects.create(owner=owner, title=title)
+    Membership.objects.create(document=document, user=owner, role=Role.OWNER)
+    return document
+
+
+@transaction.atomic
+def member_add(
+    *, document: Document, by: AbstractBaseUser, user: AbstractBaseUser, role: str
+) -> Membership:
+    """Share `document` with `user` as editor or viewer; only the owner may."""
+    if document.owner_id != by.pk:
+        raise PermissionDenied("only the owner may share this document")
+    if role not in (Role.EDITOR, Role.VIEWER):
+        raise ValueError("role must be editor or viewer")
+    if user.pk == document.owner_id:
+        raise ValueError("the owner's role cannot change")
+    membership, _ = Membership.objects.update_or_create(
+        document=document, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+def presence_open(
+    *, document_id: uuid.UUID | str, user_id: int, connection_id: str
+) -> PresenceSession:
+    """Record a live connection."""
+    return PresenceSession.objects.create(
+        document_id=document_id,
+        user_id=user_id,
+        connection_id=connection_id,
+        last_seen=timezone.now(),
+    )
+
+
+def presence_set_clients(*, connection_id: str, client_ids: Sequence[int]) -> None:
+    """Remember which awareness client ids a connection speaks for."""
+    PresenceSession.objects.filter(connection_id=connection_id).update(
+        yjs_client_ids=sorted(client_ids)
+    )
+
+
+def presence_touch(*, connection_ids: Sequence[str], now: datetime | None = None) -> int:
+    """Refresh last_seen for live connections; returns how many rows were touched."""
+    if not connection_ids:
+        return 0
+    return PresenceSession.objects.filter(connection_id__in=connection_ids).update(
+        last_seen=now or timezone.now()
+    )
+
+
+def presence_close(*, connection_id: str) -> None:
+    """Remove a connection's presence row."""
+    PresenceSession.objects.filter(connection_id=connection_id).delete()

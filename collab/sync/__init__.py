@@ -1,0 +1,1 @@
+"""The y-websocket wire protocol and the server's CRDT replica: pure Python over pycrdt."""

@@ -1,0 +1,98 @@
+"""The server's copy of one document and its collaborators' awareness, over pycrdt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pycrdt import Awareness, Doc, TransactionEvent
+from pycrdt import get_update as diff_update
+
+from collab.sync.protocol import (
+    EMPTY_UPDATE,
+    ProtocolError,
+    create_awareness_message,
+    create_sync_message,
+    decode_awareness,
+    encode_sync_step2,
+)
+
+
+class Replica:
+    """A document's CRDT state plus awareness, as the server holds it for live rooms."""
+
+    def __init__(self) -> None:
+        self.doc = Doc()
+        self.awareness = Awareness(self.doc)
+        # pycrdt gives the server a presence of its own; a relay has none to show.
+        self.awareness.set_local_state(None)
+        self._changed = False
+        self.doc.observe(self._on_transaction)
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        """Note that the last applied update changed the document."""
+        self._changed = True
+
+    def load(self, updates: Iterable[bytes]) -> None:
+        """Apply stored updates (snapshot then events) in order."""
+        for update in updates:
+            self.doc.apply_update(update)
+
+    def apply(self, update: bytes) -> bool:
+        """Apply a client's update; True if it changed the document or waits on a dependency."""
+        if update == EMPTY_UPDATE:
+            return False
+        self._changed = False
+        try:
+            self.doc.apply_update(update)
+        except ValueError as exc:
+            raise ProtocolError(f"invalid Yjs update: {exc}") from exc
+        if self._changed:
+            return True
+        # Nothing integrated: either a duplicate, or structs parked until a missing dependency
+        # arrives. The latter must still be logged, or a replay of the log would lose them.
+        return not self.covers(update)
+
+    def covers(self, update: bytes) -> bool:
+        """Whether every struct in `update` is already integrated here.
+
+        The part of `update` beyond our state vector keeps its structs only if some were not
+        integrated; a v1 update with no structs starts with a zero client count.
+        """
+        return diff_update(update, self.doc.get_state())[:1] == b"\x00"
+
+    def sync_step1(self) -> bytes:
+        """The server's SyncStep1: its state vector, asking the client for what it lacks."""
+        return create_sync_message(self.doc)
+
+    def answer_step1(self, state_vector: bytes) -> bytes:
+        """A SyncStep2 holding everything the client with `state_vector` lacks."""
+        try:
+            update = self.doc.get_update(state_vector)
+        except ValueError as exc:
+            raise ProtocolError("invalid state vector") from exc
+        return encode_sync_step2(update)
+
+    def full_update(self) -> bytes:
+        """The whole document as one update."""
+        return self.doc.get_update()
+
+    def apply_awareness(self, payload: bytes, origin: object) -> list[int]:
+        """Record a client's awareness update; returns the client ids it speaks for."""
+        entries = decode_awareness(payload)  # strict check first: pycrdt trusts its input
+        self.awareness.apply_awareness_update(payload, origin)
+        return [entry.client_id for entry in entries]
+
+    def awareness_message(self) -> bytes | None:
+        """One awareness message with every known state, or None when nobody is there."""
+        client_ids = list(self.awareness.states)
+        if not client_ids:
+            return None
+        return create_awareness_message(self.awareness.encode_awareness_update(client_ids))
+
+    def remove_awareness(self, client_ids: Iterable[int], origin: object) -> bytes | None:
+        """Forget these clients; the awareness message telling others they left, if any."""
+        present = [cid for cid in client_ids if cid in self.awareness.states]
+        if not present:
+            return None
+        self.awareness.remove_awareness_states(present, origin)
+        return create_awareness_message(self.awareness.encode_awareness_update(present))

@@ -1,0 +1,55 @@
+"""The append-only event log: every accepted Yjs update, in order, per document."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class EventKind(models.TextChoices):
+    """Where an event came from."""
+
+    UPDATE = "update", "Update"
+    RESTORE = "restore", "Restore"
+
+
+class Event(models.Model):
+    """One accepted Yjs update; `(document, seq)` is unique and gap-free per document."""
+
+    document = models.ForeignKey("collab.Document", on_delete=models.CASCADE, related_name="+")
+    seq = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=10, choices=EventKind.choices, default=EventKind.UPDATE)
+    update = models.BinaryField()
+    # Stamped by the server from the authenticated connection, never taken from the client.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    yjs_client_id = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # The concurrency guard: two appenders can never both write seq N.
+            models.UniqueConstraint(fields=["document", "seq"], name="event_unique_seq")
+        ]
+        ordering = ["document", "seq"]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.seq}"
+
+
+class Snapshot(models.Model):
+    """A cache: the document state with every event up to `upto_seq` applied."""
+
+    document = models.ForeignKey("collab.Document", on_delete=models.CASCADE, related_name="+")
+    upto_seq = models.PositiveBigIntegerField()
+    state = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "upto_seq"], name="snapshot_unique_seq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}@{self.upto_seq}"

@@ -1,0 +1,212 @@
+"""The y-websocket endpoint end to end through the ASGI app, on whichever backends are set."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+
+from collab.models import PresenceSession
+from collab.realtime.hub import hub_shutdown
+from events.models import Event
+from tests.integration.conftest import Connect, make_document, make_user
+from tests.ytest import bad_frames
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@database_sync_to_async
+def event_count(document: Any) -> int:
+    return Event.objects.filter(document=document).count()
+
+
+@database_sync_to_async
+def event_seqs(document: Any) -> list[int]:
+    return list(Event.objects.filter(document=document).values_list("seq", flat=True))
+
+
+@database_sync_to_async
+def event_actors(document: Any) -> set[int]:
+    return set(Event.objects.filter(document=document).values_list("actor_id", flat=True))
+
+
+async def test_two_clients_converge_and_every_update_is_logged_once(connect: Connect) -> None:
+    alice, alice_token = await make_user("alice")
+    bob, bob_token = await make_user("bob")
+    document = await make_document(alice, editors=(bob,))
+    a = await connect(document.id, alice_token)
+    b = await connect(document.id, bob_token)
+
+    await a.y.insert(0, "Hello")
+    await b.pump()
+    await b.y.insert(5, ", world")
+    await a.pump()
+    await a.y.insert(0, ">> ")
+    await b.pump()
+    await a.pump()
+
+    assert str(a.y) == str(b.y) == ">> Hello, world"
+    assert await event_seqs(document) == [1, 2, 3]
+    assert await event_actors(document) == {alice.pk, bob.pk}
+    await a.close()
+    await b.close()
+
+
+async def test_duplicate_and_empty_updates_are_not_logged(connect: Connect) -> None:
+    alice, token = await make_user("alice")
+    document = await make_document(alice)
+    a = await connect(document.id, token)
+    update = await a.y.insert(0, "once")
+    await a.send(b"\x00\x02" + bytes([len(update)]) + update)  # the same update again
+    await a.send(b"\x00\x02\x02\x00\x00")  # an empty update
+    await a.pump()
+    await asyncio.sleep(0.1)
+    assert await event_count(document) == 1
+    await a.close()
+
+
+async def test_viewer_receives_but_cannot_write(connect: Connect) -> None:
+    alice, alice_token = await make_user("alice")
+    vera, vera_token = await make_user("vera")
+    document = await make_document(alice, viewers=(vera,))
+    a = await connect(document.id, alice_token)
+    v = await connect(document.id, vera_token)
+
+    await a.y.insert(0, "read me")
+    await v.pump()
+    assert str(v.y) == "read me"
+
+    await v.y.insert(0, "vandal ")
+    await v.pump()
+    assert v.y.denied, "the viewer was not told the edit was refused"
+    assert v.closed is None, "a viewer stays connected and keeps receiving"
+    await a.pump()
+    assert str(a.y) == "read me"
+    assert await event_count(document) == 1
+    await a.close()
+    await v.close()
+
+
+async def test_strangers_unknown_documents_and_bad_tokens_are_refused(connect: Connect) -> None:
+    alice, _ = await make_user("alice")
+    _, mallory_token = await make_user("mallory")
+    document = await make_document(alice)
+    await connect(document.id, mallory_token, expect=False)
+    await connect(document.id, "not-a-token", expect=False)
+    await connect(document.id, None, expect=False)
+    await connect("00000000-0000-0000-0000-000000000000", mallory_token, expect=False)
+    await connect("not-a-uuid", mallory_token, expect=False)
+
+
+async def test_foreign_origin_is_refused_even_with_a_token(connect: Connect) -> None:
+    alice, token = await make_user("alice")
+    document = await make_document(alice)
+    evil = [(b"origin", b"https://evil.example")]
+    await connect(document.id, token, headers=evil, expect=False)
+    ours = [(b"origin", b"http://127.0.0.1:8000")]
+    peer = await connect(document.id, token, headers=ours)
+    await peer.close()
+
+
+async def test_bad_frames_close_the_sender_only_and_log_nothing(connect: Connect) -> None:
+    alice, alice_token = await make_user("alice")
+    bob, bob_token = await make_user("bob")
+    document = await make_document(alice, editors=(bob,))
+    witness = await connect(document.id, bob_token)
+    await witness.y.insert(0, "steady")
+    frames = list(bad_frames(1_000))
+    for frame in frames:
+        attacker = await connect(document.id, alice_token, sync=False)
+        # send_input, not send_to: an empty binary frame is one of the bad ones.
+        await attacker.ws.send_input({"type": "websocket.receive", "bytes": frame})
+        await attacker.pump(quiet=1)
+        assert attacker.closed is not None, f"frame {frame!r} did not close the connection"
+        assert 4400 <= attacker.closed["code"] <= 4499
+        await attacker.close()
+    assert await event_count(document) == 1
+    # The witness was never disturbed and the room still works.
+    await witness.pump()
+    assert witness.closed is None
+    assert witness.y.denied == []
+    await witness.y.insert(6, "!")
+    late = await connect(document.id, alice_token)
+    assert str(late.y) == "steady!"
+    assert await event_count(document) == 2
+    await witness.close()
+    await late.close()
+
+
+async def test_text_and_oversized_frames_are_refused(connect: Connect, settings: Any) -> None:
+    settings.PALIMPSEST_MAX_FRAME_BYTES = 1000
+    alice, token = await make_user("alice")
+    document = await make_document(alice)
+    peer = await connect(document.id, token)
+    await peer.ws.send_to(text_data="hello")
+    await peer.pump()
+    assert peer.closed is not None and peer.closed["code"] == 4415
+    peer = await connect(document.id, token)
+    await peer.y.insert(0, "x" * 2000)
+    await peer.pump()
+    assert peer.closed is not None and peer.closed["code"] == 4413
+    assert await event_count(document) == 0
+
+
+async def test_reopen_after_restart_gives_the_same_document(connect: Connect) -> None:
+    alice, token = await make_user("alice")
+    document = await make_document(alice)
+    peer = await connect(document.id, token)
+    for i, word in enumerate(["alpha ", "beta ", "gamma"]):
+        await peer.y.insert(len(str(peer.y)), word)
+        if i == 1:
+            await peer.y.delete(0, 2)
+    await peer.close()
+    await hub_shutdown()  # the server process goes away; only the log remains
+
+    fresh = await connect(document.id, token)
+    assert str(fresh.y) == "pha beta gamma"
+    await fresh.close()
+
+
+async def test_presence_rows_follow_connections(connect: Connect) -> None:
+    alice, token = await make_user("alice")
+    document = await make_document(alice)
+    peer = await connect(document.id, token)
+    count = database_sync_to_async(
+        lambda: PresenceSession.objects.filter(document=document, user=alice).count()
+    )
+    assert await count() == 1
+    await peer.close()
+    await asyncio.sleep(0.1)
+    assert await count() == 0
+
+
+async def test_awareness_is_relayed_and_removed_when_a_client_leaves(connect: Connect) -> None:
+    from pycrdt import Awareness, create_awareness_message
+
+    from collab.sync.protocol import decode_awareness
+
+    alice, alice_token = await make_user("alice")
+    bob, bob_token = await make_user("bob")
+    document = await make_document(alice, editors=(bob,))
+    a = await connect(document.id, alice_token)
+    b = await connect(document.id, bob_token)
+    awareness = Awareness(a.y.doc)
+    awareness.set_local_state({"user": {"name": "alice"}})
+    await a.send(create_awareness_message(awareness.encode_awareness_update([a.y.doc.client_id])))
+    await b.pump()
+    assert decode_awareness(b.y.awareness[-1])[0].state == {"user": {"name": "alice"}}
+
+    # Bob may not speak for Alice's client id.
+    await b.send(create_awareness_message(awareness.encode_awareness_update([a.y.doc.client_id])))
+    await b.pump()
+    assert b.closed is not None and b.closed["code"] == 4403
+
+    c = await connect(document.id, bob_token)
+    assert decode_awareness(c.y.awareness[-1])[0].client_id == a.y.doc.client_id
+    await a.close()
+    await c.pump()
+    gone = decode_awareness(c.y.awareness[-1])[0]
+    assert gone.client_id == a.y.doc.client_id and gone.state is None
+    await c.close()

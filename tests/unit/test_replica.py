@@ -1,0 +1,89 @@
+"""The server replica: what counts as a change, pending updates, sync replies, awareness."""
+
+from __future__ import annotations
+
+from pycrdt import Awareness, Doc, Text
+
+from collab.sync.protocol import FrameKind, decode_awareness, parse_frame
+from collab.sync.replica import Replica
+
+
+def _text(doc: Doc) -> Text:
+    return doc.get("text", type=Text)
+
+
+def test_new_update_changes_duplicate_does_not() -> None:
+    client = Doc()
+    _text(client).insert(0, "hello")
+    replica = Replica()
+    assert replica.apply(client.get_update()) is True
+    assert replica.apply(client.get_update()) is False
+    assert replica.apply(b"\x00\x00") is False
+
+
+def test_update_waiting_on_a_dependency_counts_as_a_change() -> None:
+    client = Doc()
+    text = _text(client)
+    text.insert(0, "a")
+    first = client.get_update()
+    state = client.get_state()
+    text.insert(1, "b")
+    second = client.get_update(state)
+    replica = Replica()
+    # Arrives before its dependency: nothing integrates, but it must still be logged.
+    assert replica.apply(second) is True
+    assert replica.apply(first) is True
+    assert str(_text(replica.doc)) == "ab"
+
+
+def test_deletion_is_a_change() -> None:
+    client = Doc()
+    text = _text(client)
+    text.insert(0, "abc")
+    replica = Replica()
+    replica.apply(client.get_update())
+    state = client.get_state()
+    del text[0:1]
+    assert replica.apply(client.get_update(state)) is True
+    assert str(_text(replica.doc)) == "bc"
+
+
+def test_answer_step1_gives_what_the_client_lacks() -> None:
+    writer = Doc()
+    _text(writer).insert(0, "shared")
+    replica = Replica()
+    replica.apply(writer.get_update())
+    reader = Doc()
+    reply = parse_frame(replica.answer_step1(reader.get_state()))
+    assert reply.kind is FrameKind.SYNC_STEP2
+    reader.apply_update(reply.payload)
+    assert str(_text(reader)) == "shared"
+
+
+def test_load_replays_in_order() -> None:
+    client = Doc()
+    text = _text(client)
+    updates = []
+    for word in ["one ", "two ", "three"]:
+        state = client.get_state()
+        text.insert(len(text), word)
+        updates.append(client.get_update(state))
+    replica = Replica()
+    replica.load(updates)
+    assert str(_text(replica.doc)) == "one two three"
+
+
+def test_awareness_add_list_and_remove() -> None:
+    doc = Doc()
+    awareness = Awareness(doc)
+    awareness.set_local_state({"user": {"name": "ada"}})
+    replica = Replica()
+    ids = replica.apply_awareness(awareness.encode_awareness_update([doc.client_id]), "conn")
+    assert ids == [doc.client_id]
+    listing = replica.awareness_message()
+    assert listing is not None
+    assert decode_awareness(parse_frame(listing).payload)[0].state == {"user": {"name": "ada"}}
+    removal = replica.remove_awareness([doc.client_id], "conn")
+    assert removal is not None
+    assert decode_awareness(parse_frame(removal).payload)[0].state is None
+    assert replica.awareness_message() is None

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, ValidationError
@@ -20,11 +20,11 @@ from collab.models import Document
 class BearerToken(HttpBearer):
     """`Authorization: Bearer TOKEN` for scripts and non-browser clients."""
 
-    def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser | None:
+    def authenticate(self, request: HttpRequest, token: str) -> User | None:
         """The token's user, or None."""
         user = selectors.user_for_token(token=token)
         if user is not None:
-            request.user = user  # type: ignore[assignment]
+            request.user = user
         return user
 
 
@@ -100,9 +100,9 @@ class ErrorOut(Schema):
     detail: Any
 
 
-def _user(request: HttpRequest) -> AbstractBaseUser:
+def _user(request: HttpRequest) -> User:
     """The authenticated caller."""
-    return request.auth  # type: ignore[attr-defined,no-any-return]
+    return request.auth  # type: ignore[attr-defined]
 
 
 def _out(document: Document, role: str) -> dict[str, Any]:

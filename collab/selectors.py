@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -13,7 +13,7 @@ from collab.models import ApiToken, Document, Membership
 from collab.services import token_digest
 
 
-def user_for_token(*, token: str) -> AbstractBaseUser | None:
+def user_for_token(*, token: str) -> User | None:
     """The active user a token belongs to, or None."""
     if not token or len(token) > 200:
         return None
@@ -28,7 +28,7 @@ def user_for_token(*, token: str) -> AbstractBaseUser | None:
     return found.user
 
 
-def document_role(*, user: AbstractBaseUser, document_id: uuid.UUID | str) -> str | None:
+def document_role(*, user: User, document_id: uuid.UUID | str) -> str | None:
     """The user's role on a document, or None for strangers and unknown documents."""
     if not user.is_authenticated:
         return None
@@ -43,12 +43,12 @@ def document_role(*, user: AbstractBaseUser, document_id: uuid.UUID | str) -> st
     )
 
 
-def document_list(*, user: AbstractBaseUser) -> QuerySet[Document]:
+def document_list(*, user: User) -> QuerySet[Document]:
     """Documents the user may read, newest first."""
     return Document.objects.filter(memberships__user_id=user.pk).select_related("owner")
 
 
-def document_get(*, user: AbstractBaseUser, document_id: uuid.UUID | str) -> Document | None:
+def document_get(*, user: User, document_id: uuid.UUID | str) -> Document | None:
     """One document the user may read, or None."""
     try:
         doc_uuid = uuid.UUID(str(document_id))
@@ -57,7 +57,7 @@ def document_get(*, user: AbstractBaseUser, document_id: uuid.UUID | str) -> Doc
     return document_list(user=user).filter(pk=doc_uuid).first()
 
 
-def user_by_username(*, username: str) -> AbstractBaseUser | None:
+def user_by_username(*, username: str) -> User | None:
     """An active user by username, or None."""
     return get_user_model().objects.filter(username=username, is_active=True).first()
 

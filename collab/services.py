@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def token_issue(*, user: AbstractBaseUser) -> str:
+def token_issue(*, user: User) -> str:
     """Create an API token for `user` and return it; only its digest is kept."""
     token = secrets.token_urlsafe(32)
     ApiToken.objects.create(user=user, digest=token_digest(token), prefix=token[:8])
@@ -36,7 +36,7 @@ def token_issue(*, user: AbstractBaseUser) -> str:
 
 
 @transaction.atomic
-def document_create(*, owner: AbstractBaseUser, title: str) -> Document:
+def document_create(*, owner: User, title: str) -> Document:
     """Create a document owned by `owner`."""
     document = Document.objects.create(owner=owner, title=title)
     Membership.objects.create(document=document, user=owner, role=Role.OWNER)
@@ -45,7 +45,7 @@ def document_create(*, owner: AbstractBaseUser, title: str) -> Document:
 
 @transaction.atomic
 def member_add(
-    *, document: Document, by: AbstractBaseUser, user: AbstractBaseUser, role: str
+    *, document: Document, by: User, user: User, role: str
 ) -> Membership:
     """Share `document` with `user` as editor or viewer; only the owner may."""
     if document.owner_id != by.pk:

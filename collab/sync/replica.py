@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from pycrdt import Awareness, Doc, TransactionEvent
 from pycrdt import get_update as diff_update
@@ -21,7 +22,7 @@ class Replica:
     """A document's CRDT state plus awareness, as the server holds it for live rooms."""
 
     def __init__(self) -> None:
-        self.doc = Doc()
+        self.doc: Doc[Any] = Doc()
         self.awareness = Awareness(self.doc)
         # pycrdt gives the server a presence of its own; a relay has none to show.
         self.awareness.set_local_state(None)

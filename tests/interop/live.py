@@ -1,0 +1,200 @@
+"""Real server processes (daphne) and stock Node Yjs clients, for interop tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENTS = ROOT / "tests" / "interop" / "clients"
+TRACES = ROOT.parent / "shared" / "traces"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """One `daphne collab.asgi:application` process on its own port and data directory."""
+
+    def __init__(self, var_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.var_dir = var_dir
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "PALIMPSEST_VAR_DIR": str(var_dir),
+            "DJANGO_SETTINGS_MODULE": "collab.settings",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = var_dir / f"daphne-{self.port}.log"
+
+    @property
+    def ws_url(self) -> str:
+        """The serverUrl a y-websocket provider takes."""
+        return f"ws://127.0.0.1:{self.port}/ws/docs"
+
+    def manage(self, *args: str) -> str:
+        """Run a management command against this server's database; its stdout."""
+        out = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    def start(self) -> LiveServer:
+        """Migrate, start daphne and wait until it answers."""
+        self.manage("migrate", "--noinput")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "collab.asgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"daphne exited: {self.log.read_text()}") from None
+                time.sleep(0.1)
+        raise RuntimeError("daphne did not start in 30 s")
+
+    def stop(self) -> None:
+        """Stop daphne with SIGTERM, as an operator would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def token(self, username: str) -> str:
+        """A new API token for a user (created if missing)."""
+        return self.manage("issue_token", username, "--create")
+
+    def api(self, method: str, path: str, token: str, body: Any = None) -> Any:
+        """Call the JSON API."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def document(self, owner_token: str, **members: str) -> str:
+        """Create a document and share it: members maps username → role."""
+        doc_id = str(self.api("POST", "/docs", owner_token, {"title": "interop"})["id"])
+        for username, role in members.items():
+            self.api(
+                "POST", f"/docs/{doc_id}/members", owner_token, {"username": username, "role": role}
+            )
+        return doc_id
+
+    def event_count(self, doc_id: str) -> int:
+        """Rows in this document's event log."""
+        return int(
+            self.manage(
+                "shell",
+                "-v",
+                "0",
+                "-c",
+                "from events.models import Event; "
+                f"print(Event.objects.filter(document_id='{doc_id}').count())",
+            )
+        )
+
+
+class NodeClient:
+    """A stock y-websocket client (driver.mjs) driven over JSON lines."""
+
+    def __init__(self, server_url: str, room: str, token: str, *extra: str) -> None:
+        self.process = subprocess.Popen(
+            [
+                "node",
+                str(CLIENTS / "driver.mjs"),
+                "--url",
+                server_url,
+                "--room",
+                room,
+                "--token",
+                token,
+                *extra,
+            ],
+            cwd=CLIENTS,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.events: list[dict[str, Any]] = []
+        self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        """Sort stdout lines into replies and events."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            message = json.loads(line)
+            if "event" in message:
+                self.events.append(message)
+            else:
+                self._replies.put(message)
+
+    def call(self, cmd: str, wait: float = 120, **args: Any) -> dict[str, Any]:
+        """Send a command and wait up to `wait` seconds for its reply (node takes ms)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+        self.process.stdin.flush()
+        try:
+            return self._replies.get(timeout=wait)
+        except queue.Empty:
+            raise TimeoutError(f"no reply to {cmd} in {wait} s; events {self.events}") from None
+
+    def text(self) -> str:
+        """The client's current text."""
+        return str(self.call("text")["text"])
+
+    def close(self) -> None:
+        """Close the client and wait for its process."""
+        if self.process.poll() is None:
+            with contextlib.suppress(TimeoutError, BrokenPipeError):
+                self.call("close", wait=5)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

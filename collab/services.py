@@ -44,9 +44,7 @@ def document_create(*, owner: User, title: str) -> Document:
 
 
 @transaction.atomic
-def member_add(
-    *, document: Document, by: User, user: User, role: str
-) -> Membership:
+def member_add(*, document: Document, by: User, user: User, role: str) -> Membership:
     """Share `document` with `user` as editor or viewer; only the owner may."""
     if document.owner_id != by.pk:
         raise PermissionDenied("only the owner may share this document")

@@ -20,7 +20,6 @@ from collab.sync.protocol import (
     EMPTY_UPDATE,
     FrameKind,
     ProtocolError,
-    decode_awareness,
     encode_permission_denied,
     parse_frame,
 )
@@ -31,7 +30,6 @@ logger = logging.getLogger(__name__)
 # Close codes: servers may only send 1000 or 4000-4999 (RFC 6455 reserves the rest), so ours
 # mirror HTTP statuses in the application range. The README lists them.
 CLOSE_PROTOCOL_ERROR = 4400
-CLOSE_POLICY_VIOLATION = 4403
 CLOSE_TOO_BIG = 4413
 CLOSE_UNSUPPORTED_DATA = 4415
 
@@ -134,31 +132,38 @@ class DocumentConsumer(AsyncConsumer):
         elif kind is FrameKind.SYNC_STEP1:
             await self.send_frame(room.replica.answer_step1(frame.payload))
         elif kind is FrameKind.AWARENESS:
-            await self._awareness(room, data, frame.payload)
+            await self._awareness(room, frame.payload)
         elif kind is FrameKind.QUERY_AWARENESS:
             awareness = room.replica.awareness_message()
             if awareness is not None:
                 await self.send_frame(awareness)
 
-    async def _awareness(self, room: Room, data: bytes, payload: bytes) -> None:
+    async def _awareness(self, room: Room, payload: bytes) -> None:
         """Record and relay a client's awareness; it may speak only for its own client ids."""
-        entries = decode_awareness(payload)
-        new_ids = []
-        for entry in entries:
-            owner = room.awareness_owner.get(entry.client_id)
-            if owner is not None and owner is not self:
-                await self.close_with(CLOSE_POLICY_VIOLATION, "awareness of another client")
-                return
-            if owner is None:
-                new_ids.append(entry.client_id)
-        room.replica.apply_awareness(payload, self)
+        owners = room.awareness_owner
+
+        def may_speak_for(client_id: int) -> bool:
+            owner = owners.get(client_id)
+            if owner is not None:
+                return owner is self
+            # Unowned: a new client id, or one whose state came from another process (which
+            # a stock client merely echoes back and must not overwrite).
+            return not room.replica.knows_awareness_of(client_id)
+
+        entries, frame = room.replica.apply_awareness(payload, self, may_speak_for)
+        if frame is None:
+            return
+        # Only a live state claims an id: echoed removals of departed clients claim nothing.
+        new_ids = [
+            e.client_id for e in entries if e.client_id not in owners and e.state is not None
+        ]
         for client_id in new_ids:
-            room.awareness_owner[client_id] = self
-        await current_hub().relay_awareness(room, self, data)
+            owners[client_id] = self
+        await current_hub().relay_awareness(room, self, frame)
         if new_ids:
-            ids = [cid for cid, owner in room.awareness_owner.items() if owner is self]
+            mine = [cid for cid, owner in owners.items() if owner is self]
             await database_sync_to_async(presence_set_clients)(
-                connection_id=self.connection_id, client_ids=ids
+                connection_id=self.connection_id, client_ids=mine
             )
 
     def _client_id(self, room: Room) -> int | None:

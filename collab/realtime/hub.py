@@ -176,9 +176,13 @@ class Hub:
         if message.get("type") == "doc.updates":
             await self._apply_logged(room, [(int(s), bytes(u)) for s, u in message["events"]])
         elif message.get("type") == "doc.awareness":
+            # Another process checked ownership; here its frame is only recorded and passed on.
             frame = bytes(message["frame"])
-            room.replica.apply_awareness(_awareness_payload(frame), "remote")
-            await room.broadcast(frame)
+            _, relay = room.replica.apply_awareness(
+                _awareness_payload(frame), "remote", lambda cid: True
+            )
+            if relay is not None:
+                await room.broadcast(relay)
 
     async def _apply_logged(self, room: Room, events: list[tuple[int, bytes]]) -> None:
         """Apply logged events this room has not seen and relay them to every local member."""

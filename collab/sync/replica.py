@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from pycrdt import Awareness, Doc, TransactionEvent
+from pycrdt import Awareness, Doc, Encoder, TransactionEvent
 from pycrdt import get_update as diff_update
 
 from collab.sync.protocol import (
     EMPTY_UPDATE,
+    AwarenessEntry,
     ProtocolError,
     create_awareness_message,
     create_sync_message,
@@ -77,11 +79,27 @@ class Replica:
         """The whole document as one update."""
         return self.doc.get_update()
 
-    def apply_awareness(self, payload: bytes, origin: object) -> list[int]:
-        """Record a client's awareness update; returns the client ids it speaks for."""
+    def apply_awareness(
+        self, payload: bytes, origin: object, may_speak_for: Callable[[int], bool]
+    ) -> tuple[list[AwarenessEntry], bytes | None]:
+        """Apply the entries a client may speak for; those entries and the frame to relay.
+
+        Stock y-websocket clients echo every awareness change they see, other clients' too,
+        including removals after their own 30 s timeout; entries for ids another connection
+        owns are dropped here so nobody can rename or erase someone else's caret.
+        """
         entries = decode_awareness(payload)  # strict check first: pycrdt trusts its input
+        kept = [entry for entry in entries if may_speak_for(entry.client_id)]
+        if not kept:
+            return [], None
+        if len(kept) != len(entries):
+            payload = _encode_awareness(kept)
         self.awareness.apply_awareness_update(payload, origin)
-        return [entry.client_id for entry in entries]
+        return kept, create_awareness_message(payload)
+
+    def knows_awareness_of(self, client_id: int) -> bool:
+        """Whether some client's awareness state is currently held for this id."""
+        return client_id in self.awareness.states
 
     def awareness_message(self) -> bytes | None:
         """One awareness message with every known state, or None when nobody is there."""
@@ -97,3 +115,14 @@ class Replica:
             return None
         self.awareness.remove_awareness_states(present, origin)
         return create_awareness_message(self.awareness.encode_awareness_update(present))
+
+
+def _encode_awareness(entries: list[AwarenessEntry]) -> bytes:
+    """Re-encode a subset of an awareness update with pycrdt's encoder."""
+    encoder = Encoder()
+    encoder.write_var_uint(len(entries))
+    for entry in entries:
+        encoder.write_var_uint(entry.client_id)
+        encoder.write_var_uint(entry.clock)
+        encoder.write_var_string(json.dumps(entry.state, separators=(",", ":")))
+    return encoder.to_bytes()

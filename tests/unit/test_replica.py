@@ -78,8 +78,11 @@ def test_awareness_add_list_and_remove() -> None:
     awareness = Awareness(doc)
     awareness.set_local_state({"user": {"name": "ada"}})
     replica = Replica()
-    ids = replica.apply_awareness(awareness.encode_awareness_update([doc.client_id]), "conn")
-    assert ids == [doc.client_id]
+    entries, relay = replica.apply_awareness(
+        awareness.encode_awareness_update([doc.client_id]), "conn", lambda cid: True
+    )
+    assert [e.client_id for e in entries] == [doc.client_id]
+    assert relay is not None
     listing = replica.awareness_message()
     assert listing is not None
     assert decode_awareness(parse_frame(listing).payload)[0].state == {"user": {"name": "ada"}}
@@ -87,3 +90,22 @@ def test_awareness_add_list_and_remove() -> None:
     assert removal is not None
     assert decode_awareness(parse_frame(removal).payload)[0].state is None
     assert replica.awareness_message() is None
+
+
+def test_awareness_entries_a_client_may_not_speak_for_are_dropped() -> None:
+    ours, theirs = Doc(), Doc()
+    mixed = Awareness(ours)
+    mixed.set_local_state({"user": {"name": "me"}})
+    other = Awareness(theirs)
+    other.set_local_state({"user": {"name": "impostor"}})
+    # One update speaking for two clients, as a stock client's echo does.
+    mixed.apply_awareness_update(other.encode_awareness_update([theirs.client_id]), "echo")
+    payload = mixed.encode_awareness_update([ours.client_id, theirs.client_id])
+    replica = Replica()
+    entries, relay = replica.apply_awareness(payload, "conn", lambda cid: cid == ours.client_id)
+    assert [e.client_id for e in entries] == [ours.client_id]
+    assert relay is not None
+    relayed = decode_awareness(parse_frame(relay).payload)
+    assert [e.client_id for e in relayed] == [ours.client_id]
+    assert not replica.knows_awareness_of(theirs.client_id)
+    assert replica.apply_awareness(payload, "conn", lambda cid: False) == ([], None)

@@ -45,15 +45,28 @@ def _admit(*, user: Any, document_id: str, connection_id: str) -> str | None:
 class DocumentConsumer(AsyncConsumer):
     """One client's connection to one document."""
 
-    # No per-connection channel: the hub holds one layer subscription per open document.
-    channel_layer_alias = "__no_layer_per_connection__"
-
     connection_id: str
     can_write: bool = False
     room: Room | None = None
     user_id: int | None = None
     # Set once we close the socket: frames already in flight are then ignored.
     closing: bool = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Serve one socket: AsyncConsumer's loop without its per-connection channel.
+
+        The hub holds one channel-layer subscription per open document, so a connection has a
+        single input; reading it directly saves the task and asyncio.wait Channels spends per
+        message when it listens to two.
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Route binary frames straight to the handler: they touch no DB connection.
@@ -71,12 +84,13 @@ class DocumentConsumer(AsyncConsumer):
         user = self.scope.get("user")
         raw_id = self.scope["url_route"]["kwargs"]["doc_id"]
         self.connection_id = uuid.uuid4().hex
-        role = None
-        if user is not None and user.is_authenticated:
+        if user is None or not user.is_authenticated:
+            role = None
+        else:
             role = await database_sync_to_async(_admit)(
                 user=user, document_id=raw_id, connection_id=self.connection_id
             )
-        if role is None:
+        if role is None or user is None:
             # Unknown documents and strangers look the same: nothing leaks either way.
             await self.send({"type": "websocket.close"})
             raise StopConsumer()

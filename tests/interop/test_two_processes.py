@@ -1,0 +1,99 @@
+"""Two daphne processes sharing Redis and PostgreSQL: clients on either converge."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.interop.live import LiveServer, NodeClient
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def shared_database(postgres_available: None, redis_available: None) -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    name = f"palimpsest_interop_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def two_servers(
+    tmp_path: Path, shared_database: str, node_available: None
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two processes on one database and one Redis, as behind a load balancer."""
+    env = {
+        "DATABASE_URL": shared_database,
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "PALIMPSEST_CATCHUP_SECONDS": "1",
+    }
+    servers = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        servers.append(LiveServer(tmp_path / name, env).start())
+    first, second = servers
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def _converged(clients: list[NodeClient], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        texts = {client.text() for client in clients}
+        if len(texts) == 1:
+            return texts.pop()
+        assert time.monotonic() < deadline, f"no convergence: {len(texts)} different texts"
+        time.sleep(0.2)
+
+
+def test_clients_on_different_processes_converge(
+    two_servers: tuple[LiveServer, LiveServer], node_client: Callable[..., NodeClient]
+) -> None:
+    first, second = two_servers
+    tokens = {name: first.token(name) for name in ("ann", "ben", "cat", "dan")}
+    doc = first.document(tokens["ann"], ben="editor", cat="editor", dan="editor")
+    servers = [first, second, first, second]
+    clients = [
+        node_client(server.ws_url, doc, token)
+        for server, token in zip(servers, tokens.values(), strict=True)
+    ]
+    for client in clients:
+        assert client.call("wait_synced", timeout=30000)["ok"]
+
+    with ThreadPoolExecutor(4) as pool:
+        edits = [
+            pool.submit(client.call, "random_edits", count=150, seed=i, delay_ms=2)
+            for i, client in enumerate(clients)
+        ]
+        assert all(edit.result()["ok"] for edit in edits)
+    final = _converged(clients)
+    assert final
+
+    # Both processes logged into one gap-free sequence.
+    seqs = first.manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from events.models import Event; "
+        f"s = list(Event.objects.filter(document_id='{doc}').values_list('seq', flat=True)); "
+        "print(s == list(range(1, len(s) + 1)), len(s))",
+    )
+    assert seqs.startswith("True"), seqs
+
+    # A late joiner on either process gets the same text.
+    for server in (first, second):
+        late = node_client(server.ws_url, doc, tokens["ann"])
+        assert late.call("wait_synced", timeout=30000)["ok"]
+        assert late.text() == final

@@ -213,3 +213,63 @@ async def test_awareness_is_relayed_and_removed_when_a_client_leaves(connect: Co
     gone = decode_awareness(c.y.awareness[-1])[0]
     assert gone.client_id == a.y.doc.client_id and gone.state is None
     await c.close()
+
+
+async def test_catch_up_applies_what_the_layer_never_delivered(connect: Connect, hub: Any) -> None:
+    from pycrdt import Doc, Text
+
+    from events.services import NewEvent, event_append_batch
+
+    alice, token = await make_user("alice")
+    document = await make_document(alice)
+    peer = await connect(document.id, token)
+    # Another process logged this, and its pub/sub message was lost.
+    other = Doc()
+    other.get("text", type=Text).insert(0, "from elsewhere")
+    await database_sync_to_async(event_append_batch)(
+        items=[NewEvent(document_id=document.id, update=other.get_update(), actor_id=alice.pk)]
+    )
+    await peer.pump()
+    assert str(peer.y) == ""
+    await hub.catch_up()
+    await peer.pump()
+    assert str(peer.y) == "from elsewhere"
+    await peer.close()
+
+
+def test_concurrent_appenders_never_share_or_skip_a_seq(transactional_db: None) -> None:
+    import threading
+
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    from collab.services import document_create
+    from events.services import NewEvent, event_append_batch
+    from tests.ytest import sample_update
+
+    owner = get_user_model().objects.create_user(username="owner")
+    document = document_create(owner=owner, title="contended")
+    errors: list[BaseException] = []
+
+    def append_many() -> None:
+        try:
+            for _ in range(20):
+                event_append_batch(
+                    items=[
+                        NewEvent(document_id=document.id, update=sample_update(), actor_id=None)
+                        for _ in range(5)
+                    ]
+                )
+        except BaseException as exc:  # collected and re-raised by the test thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=append_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    seqs = sorted(Event.objects.filter(document=document).values_list("seq", flat=True))
+    assert seqs == list(range(1, 401))

@@ -27,15 +27,18 @@ def shared_database(postgres_available: None, redis_available: None) -> Iterator
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
+@pytest.fixture(params=["pubsub-only", "with-catch-up"])
 def two_servers(
-    tmp_path: Path, shared_database: str, node_available: None
+    request: pytest.FixtureRequest, tmp_path: Path, shared_database: str, node_available: None
 ) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Two processes on one database and one Redis, as behind a load balancer."""
+    """Two processes on one database and one Redis, as behind a load balancer.
+
+    "pubsub-only" pushes log catch-up out of reach, so convergence proves the Redis path.
+    """
     env = {
         "DATABASE_URL": shared_database,
         "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "PALIMPSEST_CATCHUP_SECONDS": "1",
+        "PALIMPSEST_CATCHUP_SECONDS": "3600" if request.param == "pubsub-only" else "1",
     }
     servers = []
     for name in ("a", "b"):

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, ValidationError
+from ninja.responses import Status
 from ninja.security import HttpBearer, SessionAuth
 from pydantic import Field
 
@@ -128,10 +129,10 @@ def _readable(request: HttpRequest, doc_id: str) -> tuple[Document, str]:
 
 
 @api.post("/docs", response={201: DocumentOut, 400: ErrorOut, 401: ErrorOut})
-def create_document(request: HttpRequest, body: DocumentIn) -> tuple[int, dict[str, Any]]:
+def create_document(request: HttpRequest, body: DocumentIn) -> Status[dict[str, Any]]:
     """Create a document; the caller becomes its owner."""
     document = services.document_create(owner=_user(request), title=body.title)
-    return 201, _out(document, "owner")
+    return Status(201, _out(document, "owner"))
 
 
 @api.get("/docs", response={200: list[DocumentOut], 401: ErrorOut})
@@ -156,19 +157,19 @@ def show_document(request: HttpRequest, doc_id: str) -> dict[str, Any]:
     "/docs/{doc_id}/members",
     response={201: MemberOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
 )
-def add_member(request: HttpRequest, doc_id: str, body: MemberIn) -> tuple[int, dict[str, Any]]:
+def add_member(request: HttpRequest, doc_id: str, body: MemberIn) -> Status[dict[str, Any]]:
     """The owner shares the document with a user as editor or viewer."""
     document, _ = _readable(request, doc_id)
     user = selectors.user_by_username(username=body.username)
     if user is None:
-        return 400, {"detail": f"no user named {body.username!r}"}
+        return Status(400, {"detail": f"no user named {body.username!r}"})
     try:
         membership = services.member_add(
             document=document, by=_user(request), user=user, role=body.role
         )
     except ValueError as exc:
-        return 400, {"detail": str(exc)}
-    return 201, {"username": user.get_username(), "role": membership.role}
+        return Status(400, {"detail": str(exc)})
+    return Status(201, {"username": user.get_username(), "role": membership.role})
 
 
 @api.get(

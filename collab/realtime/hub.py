@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 # Close code for "the server could not store your edit": the client reconnects and its
 # SyncStep2 re-sends whatever the log is missing.
 CLOSE_STORE_FAILED = 4500
+# How often the SQLite WAL is checkpointed while rooms are open.
+_CHECKPOINT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,12 @@ def _write(batch: Sequence[Accepted]) -> list[int]:
         close_old_connections()
         connections["default"].close_if_unusable_or_obsolete()
         raise
+
+
+def _sqlite_checkpoint() -> None:
+    """A passive checkpoint: copies what it can without blocking the writer or readers."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 class Hub:
@@ -214,6 +222,8 @@ class Hub:
         self._background.append(loop.create_task(self._heartbeat_loop()))
         if self.bus is not None:
             self._background.append(loop.create_task(self._catchup_loop()))
+        if connections["default"].vendor == "sqlite":
+            self._background.append(loop.create_task(self._checkpoint_loop()))
 
     async def _heartbeat_loop(self) -> None:
         """Keep presence rows of live connections fresh."""
@@ -224,6 +234,15 @@ class Hub:
                 await database_sync_to_async(presence_touch)(connection_ids=ids)
             except Exception:
                 logger.warning("presence heartbeat failed", exc_info=True)
+
+    async def _checkpoint_loop(self) -> None:
+        """Fold the SQLite WAL into the database off the append path."""
+        while True:
+            await asyncio.sleep(_CHECKPOINT_SECONDS)
+            try:
+                await database_sync_to_async(_sqlite_checkpoint)()
+            except Exception:
+                logger.warning("SQLite checkpoint failed", exc_info=True)
 
     async def _catchup_loop(self) -> None:
         """Fetch from the log whatever the at-most-once layer did not deliver."""

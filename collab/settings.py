@@ -146,3 +146,5 @@ PALIMPSEST_APPEND_BATCH_MAX = _env_int("PALIMPSEST_APPEND_BATCH_MAX", 2_000)
 PALIMPSEST_HEARTBEAT_SECONDS = _env_int("PALIMPSEST_HEARTBEAT_SECONDS", 30)
 # With several processes, how often each open room checks the log for updates it missed.
 PALIMPSEST_CATCHUP_SECONDS = float(os.environ.get("PALIMPSEST_CATCHUP_SECONDS", "2"))
+# How long a room nobody is connected to stays in memory before it is dropped.
+PALIMPSEST_ROOM_IDLE_SECONDS = float(os.environ.get("PALIMPSEST_ROOM_IDLE_SECONDS", "60"))

@@ -122,8 +122,22 @@ class Hub:
         await self._unload_if_idle(room)
 
     async def _unload_if_idle(self, room: Room) -> None:
-        """Drop a room nobody uses, so its memory is freed and a later open re-reads the log."""
+        """Drop a room nobody has used for a while: its memory is freed, a later open re-reads
+        the log. Kept warm meanwhile, so a reload or a quick reconnect costs no replay."""
         if not room.idle or room.closed:
+            return
+        loop = asyncio.get_running_loop()
+        room.idle_since = loop.time()
+        keep = settings.PALIMPSEST_ROOM_IDLE_SECONDS
+        if keep > 0:
+            loop.call_later(keep, lambda: loop.create_task(self._unload_now(room, keep)))
+        else:
+            await self._unload_now(room, 0)
+
+    async def _unload_now(self, room: Room, idle_for: float) -> None:
+        """Unload the room if it has stayed idle for `idle_for` seconds."""
+        loop = asyncio.get_running_loop()
+        if not room.idle or room.closed or loop.time() - room.idle_since < idle_for - 0.01:
             return
         room.closed = True
         if self.rooms.get(room.document_id) is room:

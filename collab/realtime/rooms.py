@@ -61,6 +61,8 @@ class Room:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     closed: bool = False
+    # Event-loop time when the room last became idle (see Hub._unload_if_idle).
+    idle_since: float = 0.0
 
     @property
     def idle(self) -> bool:

@@ -273,3 +273,23 @@ def test_concurrent_appenders_never_share_or_skip_a_seq(transactional_db: None) 
     assert errors == []
     seqs = sorted(Event.objects.filter(document=document).values_list("seq", flat=True))
     assert seqs == list(range(1, 401))
+
+
+async def test_idle_rooms_stay_warm_then_unload(connect: Connect, hub: Any, settings: Any) -> None:
+    settings.PALIMPSEST_ROOM_IDLE_SECONDS = 0.3
+    alice, token = await make_user("alice")
+    document = await make_document(alice)
+    peer = await connect(document.id, token)
+    await peer.y.insert(0, "warm")
+    await peer.pump()
+    await peer.close()
+    await asyncio.sleep(0.05)
+    assert document.id in hub.rooms, "a room just left is kept for a quick return"
+    again = await connect(document.id, token)
+    assert str(again.y) == "warm"
+    await again.close()
+    await asyncio.sleep(0.5)
+    assert document.id not in hub.rooms, "an idle room is dropped after the idle time"
+    cold = await connect(document.id, token)
+    assert str(cold.y) == "warm"
+    await cold.close()

@@ -49,6 +49,8 @@ class DocumentConsumer(AsyncConsumer):
     can_write: bool = False
     room: Room | None = None
     user_id: int | None = None
+    # The Yjs client id this connection announced in its awareness, stamped on its events.
+    yjs_client_id: int | None = None
     # Set once we close the socket: frames already in flight are then ignored.
     closing: bool = False
 
@@ -140,7 +142,7 @@ class DocumentConsumer(AsyncConsumer):
                         document_id=room.document_id,
                         update=frame.payload,
                         actor_id=self.user_id,
-                        yjs_client_id=self._client_id(room),
+                        yjs_client_id=self.yjs_client_id,
                     ),
                 )
         elif kind is FrameKind.SYNC_STEP1:
@@ -173,19 +175,14 @@ class DocumentConsumer(AsyncConsumer):
         ]
         for client_id in new_ids:
             owners[client_id] = self
+        if self.yjs_client_id is None and new_ids:
+            self.yjs_client_id = new_ids[0]
         await current_hub().relay_awareness(room, self, frame)
         if new_ids:
             mine = [cid for cid, owner in owners.items() if owner is self]
             await database_sync_to_async(presence_set_clients)(
                 connection_id=self.connection_id, client_ids=mine
             )
-
-    def _client_id(self, room: Room) -> int | None:
-        """The Yjs client id this connection announced, if any."""
-        for client_id, owner in room.awareness_owner.items():
-            if owner is self:
-                return client_id
-        return None
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Leave the room and drop the presence row."""

@@ -13,7 +13,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from collab.realtime.appender import Appender
 from collab.realtime.bus import Bus, document_group
@@ -47,7 +47,6 @@ def _write(batch: Sequence[Accepted]) -> list[int]:
         return event_append_batch(items=[item.event for item in batch])
     except Exception:
         # A broken connection is not reused for the retry.
-        close_old_connections()
         connections["default"].close_if_unusable_or_obsolete()
         raise
 

@@ -197,6 +197,13 @@ async def test_awareness_is_relayed_and_removed_when_a_client_leaves(connect: Co
     await a.send(create_awareness_message(awareness.encode_awareness_update([a.y.doc.client_id])))
     await b.pump()
     assert decode_awareness(b.y.awareness[-1])[0].state == {"user": {"name": "alice"}}
+    # Her events carry the Yjs client id she announced, and her user as the actor.
+    await a.y.insert(0, "hi")
+    await b.pump()
+    stamped = await database_sync_to_async(
+        lambda: list(Event.objects.filter(document=document).values_list("actor", "yjs_client_id"))
+    )()
+    assert stamped == [(alice.pk, a.y.doc.client_id)]
 
     # Bob may not speak for Alice's client id: his echo of her removal changes nothing.
     awareness.remove_awareness_states([a.y.doc.client_id], "local")

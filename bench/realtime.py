@@ -315,14 +315,15 @@ def fanout(server: Server, load: Load, docs: int) -> Result:
 def replay_args(server: Server, load: Load, room: Result) -> list[str]:
     """replay.mjs arguments: writer and reader on one room, the trace, its limit."""
     writer, reader = room["tokens"][0], room["tokens"][-1]
-    args = ["--url", server.url, "--room", room["room"], "--token", writer]
-    args += ["--reader-token", reader, "--trace", str(TRACE)]
+    args = ["--url", server.url, "--room", room["room"], f"--token={writer}"]
+    # "=" form: a token may start with "-", which a separate argument would not survive.
+    args += [f"--reader-token={reader}", "--trace", str(TRACE)]
     return args + (["--limit", str(load.trace_limit)] if load.trace_limit else [])
 
 
 def fresh_sync(server: Server, room: Result, expect_len: int) -> Result:
     """Time a new client's initial sync of the finished document."""
-    args = ["--url", server.url, "--room", room["room"], "--token", room["tokens"][0]]
+    args = ["--url", server.url, "--room", room["room"], f"--token={room['tokens'][0]}"]
     return run_node("fresh_sync.mjs", [*args, "--expect-len", str(expect_len)], timeout=300)
 
 

@@ -152,8 +152,8 @@ class NodeClient:
                 server_url,
                 "--room",
                 room,
-                "--token",
-                token,
+                # "=" form: a token may start with "-", which parseArgs would take for a flag.
+                f"--token={token}",
                 *extra,
             ],
             cwd=CLIENTS,

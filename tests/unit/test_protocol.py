@@ -97,7 +97,7 @@ def test_thousands_of_generated_bad_frames_all_rejected() -> None:
             if parsed.kind in (FrameKind.SYNC_UPDATE, FrameKind.SYNC_STEP2):
                 replica.apply(parsed.payload)
             elif parsed.kind is FrameKind.AWARENESS:
-                replica.apply_awareness(parsed.payload, "fuzz")
+                replica.apply_awareness(parsed.payload, "fuzz", lambda cid: True)
         rejected += 1
     assert rejected == 20_000
     assert str(replica.doc.get("text", type=Text)) == ""

@@ -121,8 +121,7 @@ class Hub:
         await self._unload_if_idle(room)
 
     async def _unload_if_idle(self, room: Room) -> None:
-        """Drop a room nobody has used for a while: its memory is freed, a later open re-reads
-        the log. Kept warm meanwhile, so a reload or a quick reconnect costs no replay."""
+        """Schedule an idle room's unloading; until then a reconnect costs no log replay."""
         if not room.idle or room.closed:
             return
         loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,24 @@ class NodeClient:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def converged(clients: list[NodeClient], timeout: float = 30) -> str:
+    """Wait until every client holds the same text; that text."""
+    deadline = time.monotonic() + timeout
+    while True:
+        texts = {client.text() for client in clients}
+        if len(texts) == 1:
+            return texts.pop()
+        assert time.monotonic() < deadline, f"no convergence: {len(texts)} different texts"
+        time.sleep(0.2)
+
+
+def random_edits_together(clients: list[NodeClient], count: int, delay_ms: int) -> None:
+    """Every client makes `count` random edits at the same time (seeded per client)."""
+    with ThreadPoolExecutor(len(clients)) as pool:
+        edits = [
+            pool.submit(client.call, "random_edits", count=count, seed=i, delay_ms=delay_ms)
+            for i, client in enumerate(clients)
+        ]
+        assert all(edit.result()["ok"] for edit in edits)

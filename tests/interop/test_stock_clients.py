@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.interop.live import CLIENTS, TRACES, LiveServer, NodeClient
+from tests.interop.live import (
+    CLIENTS,
+    TRACES,
+    LiveServer,
+    NodeClient,
+    converged,
+    random_edits_together,
+)
 
 StartClient = Callable[..., NodeClient]
 
@@ -21,31 +27,21 @@ def _synced(client: NodeClient) -> NodeClient:
     return client
 
 
-def _converged(clients: list[NodeClient], timeout: float = 30) -> str:
-    """Wait until every client holds the same text; that text."""
-    deadline = time.monotonic() + timeout
-    while True:
-        texts = {client.text() for client in clients}
-        if len(texts) == 1:
-            return texts.pop()
-        assert time.monotonic() < deadline, f"no convergence: {len(texts)} different texts"
-        time.sleep(0.2)
+def _three_editors(
+    server: LiveServer, start: StartClient
+) -> tuple[dict[str, str], str, list[NodeClient]]:
+    """Tokens of three editors, a document they share, and their synced clients."""
+    tokens = {name: server.token(name) for name in ("ann", "ben", "cat")}
+    doc = server.document(tokens["ann"], ben="editor", cat="editor")
+    return tokens, doc, [_synced(start(server.ws_url, doc, t)) for t in tokens.values()]
 
 
 def test_three_clients_edit_concurrently_and_converge(
     daphne_server: LiveServer, node_client: StartClient
 ) -> None:
-    tokens = {name: daphne_server.token(name) for name in ("ann", "ben", "cat")}
-    doc = daphne_server.document(tokens["ann"], ben="editor", cat="editor")
-    clients = [_synced(node_client(daphne_server.ws_url, doc, t)) for t in tokens.values()]
-
-    with ThreadPoolExecutor(3) as pool:
-        edits = [
-            pool.submit(client.call, "random_edits", count=300, seed=i, delay_ms=1)
-            for i, client in enumerate(clients)
-        ]
-        assert all(edit.result()["ok"] for edit in edits)
-    final = _converged(clients)
+    tokens, doc, clients = _three_editors(daphne_server, node_client)
+    random_edits_together(clients, count=300, delay_ms=1)
+    final = converged(clients)
     assert final, "the clients typed nothing"
 
     # The log alone rebuilds the same document.
@@ -58,9 +54,7 @@ def test_three_clients_edit_concurrently_and_converge(
 def test_every_concurrent_update_is_one_event(
     daphne_server: LiveServer, node_client: StartClient
 ) -> None:
-    tokens = {name: daphne_server.token(name) for name in ("ann", "ben", "cat")}
-    doc = daphne_server.document(tokens["ann"], ben="editor", cat="editor")
-    clients = [_synced(node_client(daphne_server.ws_url, doc, t)) for t in tokens.values()]
+    _, doc, clients = _three_editors(daphne_server, node_client)
 
     def type_into(client: NodeClient) -> None:
         for i in range(150):
@@ -68,7 +62,7 @@ def test_every_concurrent_update_is_one_event(
 
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(type_into, clients))
-    final = _converged(clients)
+    final = converged(clients)
     assert len(final) == 450
     # Inserts always carry something new: each transaction is exactly one logged event.
     assert daphne_server.event_count(doc) == 450

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.interop.live import LiveServer, NodeClient
+from tests.interop.live import LiveServer, NodeClient, converged, random_edits_together
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -50,16 +48,6 @@ def two_servers(
     second.stop()
 
 
-def _converged(clients: list[NodeClient], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        texts = {client.text() for client in clients}
-        if len(texts) == 1:
-            return texts.pop()
-        assert time.monotonic() < deadline, f"no convergence: {len(texts)} different texts"
-        time.sleep(0.2)
-
-
 def test_clients_on_different_processes_converge(
     two_servers: tuple[LiveServer, LiveServer], node_client: Callable[..., NodeClient]
 ) -> None:
@@ -74,13 +62,8 @@ def test_clients_on_different_processes_converge(
     for client in clients:
         assert client.call("wait_synced", timeout=30000)["ok"]
 
-    with ThreadPoolExecutor(4) as pool:
-        edits = [
-            pool.submit(client.call, "random_edits", count=150, seed=i, delay_ms=2)
-            for i, client in enumerate(clients)
-        ]
-        assert all(edit.result()["ok"] for edit in edits)
-    final = _converged(clients)
+    random_edits_together(clients, count=150, delay_ms=2)
+    final = converged(clients)
     assert final
 
     # Both processes logged into one gap-free sequence.

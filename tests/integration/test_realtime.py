@@ -300,3 +300,17 @@ async def test_idle_rooms_stay_warm_then_unload(connect: Connect, hub: Any, sett
     cold = await connect(document.id, token)
     assert str(cold.y) == "warm"
     await cold.close()
+
+
+async def test_heartbeats_keep_presence_fresh(connect: Connect, settings: Any) -> None:
+    settings.PALIMPSEST_HEARTBEAT_SECONDS = 0.1
+    alice, token = await make_user("alice")
+    document = await make_document(alice)
+    peer = await connect(document.id, token)
+    last_seen = database_sync_to_async(
+        lambda: PresenceSession.objects.get(document=document, user=alice).last_seen
+    )
+    first = await last_seen()
+    await asyncio.sleep(0.35)
+    assert await last_seen() > first
+    await peer.close()

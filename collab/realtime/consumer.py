@@ -100,7 +100,12 @@ class DocumentConsumer(AsyncConsumer):
         self.user_id = user.pk
         self.can_write = role in WRITE_ROLES
         await self.send({"type": "websocket.accept"})
-        self.room = await current_hub().join(self, document_id)
+        try:
+            self.room = await current_hub().join(self, document_id)
+        except BaseException:
+            # The log could not be read: no room, so no presence either.
+            await database_sync_to_async(presence_close)(connection_id=self.connection_id)
+            raise
         await self.send_frame(self.room.replica.sync_step1())
         awareness = self.room.replica.awareness_message()
         if awareness is not None:

@@ -208,7 +208,7 @@ class Hub:
         """Apply logged events this room has not seen and relay them to every local member."""
         for seq, update in events:
             if room.seqs.mark(seq):
-                room.replica.doc.apply_update(update)
+                room.replica.load((update,))
                 await room.broadcast(create_update_message(update))
 
     async def _publish_awareness(self, room: Room, frame: bytes) -> None:

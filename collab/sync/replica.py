@@ -36,7 +36,7 @@ class Replica:
         self._changed = True
 
     def load(self, updates: Iterable[bytes]) -> None:
-        """Apply stored updates (snapshot then events) in order."""
+        """Apply logged updates (a snapshot, events) in order; they were validated on entry."""
         for update in updates:
             self.doc.apply_update(update)
 
@@ -74,10 +74,6 @@ class Replica:
         except ValueError as exc:
             raise ProtocolError("invalid state vector") from exc
         return encode_sync_step2(update)
-
-    def full_update(self) -> bytes:
-        """The whole document as one update."""
-        return self.doc.get_update()
 
     def apply_awareness(
         self, payload: bytes, origin: object, may_speak_for: Callable[[int], bool]

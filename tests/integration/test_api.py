@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from collab.models import ApiToken
 from collab.services import token_issue
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +101,23 @@ def test_issue_token_prints_a_working_token() -> None:
     assert response.status_code == 200
     with pytest.raises(CommandError):
         call_command("issue_token", "ghost", stdout=StringIO())
+
+
+def test_token_last_used_is_kept_to_the_minute() -> None:
+    user, auth = _user("olga")
+    token = ApiToken.objects.get(user=user)
+    assert token.last_used_at is None
+    Client().get("/api/docs", **auth)
+    token.refresh_from_db()
+    first = token.last_used_at
+    assert first is not None
+    Client().get("/api/docs", **auth)
+    token.refresh_from_db()
+    assert token.last_used_at == first, "a second use within the minute writes nothing"
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=first - timedelta(minutes=2))
+    Client().get("/api/docs", **auth)
+    token.refresh_from_db()
+    assert token.last_used_at is not None and token.last_used_at > first
 
 
 def test_pages_need_login() -> None:

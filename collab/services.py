@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from django.contrib.auth.models import User
@@ -70,11 +70,13 @@ def presence_open(
     )
 
 
-def presence_set_clients(*, connection_id: str, client_ids: Sequence[int]) -> None:
-    """Remember which awareness client ids a connection speaks for."""
-    PresenceSession.objects.filter(connection_id=connection_id).update(
-        yjs_client_ids=sorted(client_ids)
-    )
+def presence_set_clients(*, clients: Mapping[str, Sequence[int]]) -> None:
+    """Remember which awareness client ids each connection speaks for, in one transaction."""
+    with transaction.atomic():
+        for connection_id, client_ids in clients.items():
+            PresenceSession.objects.filter(connection_id=connection_id).update(
+                yjs_client_ids=sorted(client_ids)
+            )
 
 
 def presence_touch(*, connection_ids: Sequence[str], now: datetime | None = None) -> int:

@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 from channels.consumer import AsyncConsumer
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
@@ -15,7 +14,7 @@ from collab.models import WRITE_ROLES
 from collab.realtime.hub import current_hub
 from collab.realtime.rooms import Room
 from collab.selectors import document_role
-from collab.services import presence_close, presence_open, presence_set_clients
+from collab.services import presence_close, presence_open
 from collab.sync.protocol import (
     EMPTY_UPDATE,
     FrameKind,
@@ -89,8 +88,8 @@ class DocumentConsumer(AsyncConsumer):
         if user is None or not user.is_authenticated:
             role = None
         else:
-            role = await database_sync_to_async(_admit)(
-                user=user, document_id=raw_id, connection_id=self.connection_id
+            role = await current_hub().write(
+                _admit, user=user, document_id=raw_id, connection_id=self.connection_id
             )
         if role is None or user is None:
             # Unknown documents and strangers look the same: nothing leaks either way.
@@ -104,7 +103,7 @@ class DocumentConsumer(AsyncConsumer):
             self.room = await current_hub().join(self, document_id)
         except BaseException:
             # The log could not be read: no room, so no presence either.
-            await database_sync_to_async(presence_close)(connection_id=self.connection_id)
+            await current_hub().write(presence_close, connection_id=self.connection_id)
             raise
         await self.send_frame(self.room.replica.sync_step1())
         awareness = self.room.replica.awareness_message()
@@ -185,16 +184,14 @@ class DocumentConsumer(AsyncConsumer):
         await current_hub().relay_awareness(room, self, frame)
         if new_ids:
             mine = [cid for cid, owner in owners.items() if owner is self]
-            await database_sync_to_async(presence_set_clients)(
-                connection_id=self.connection_id, client_ids=mine
-            )
+            current_hub().note_clients(self.connection_id, mine)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Leave the room and drop the presence row."""
         if self.room is not None:
             room, self.room = self.room, None
             await current_hub().leave(self, room)
-            await database_sync_to_async(presence_close)(connection_id=self.connection_id)
+            await current_hub().write(presence_close, connection_id=self.connection_id)
         raise StopConsumer()
 
     async def send_frame(self, frame: bytes) -> None:

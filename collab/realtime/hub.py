@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -18,12 +19,14 @@ from django.db import connections
 from collab.realtime.appender import Appender
 from collab.realtime.bus import Bus, document_group
 from collab.realtime.rooms import Connection, Room
-from collab.services import presence_touch
+from collab.services import presence_set_clients, presence_touch
 from collab.sync.protocol import create_update_message, parse_frame
 from events.selectors import document_heads, document_replay, events_after
 from events.services import NewEvent, event_append_batch
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 # Close code for "the server could not store your edit": the client reconnects and its
 # SyncStep2 re-sends whatever the log is missing.
@@ -51,6 +54,15 @@ def _write(batch: Sequence[Accepted]) -> list[int]:
         raise
 
 
+def _on_writer_connection(fn: Callable[[], R]) -> R:
+    """Run `fn` on the writer thread, dropping the connection if it went bad."""
+    try:
+        return fn()
+    except Exception:
+        connections["default"].close_if_unusable_or_obsolete()
+        raise
+
+
 def _sqlite_checkpoint() -> None:
     """A passive checkpoint: copies what it can without blocking the writer or readers."""
     with connections["default"].cursor() as cursor:
@@ -74,6 +86,38 @@ class Hub:
         # member is local, and going through the layer measured ~100x slower at p99.
         self.bus = Bus(layer, self._on_remote) if settings.REDIS_URL and layer else None
         self._background: list[asyncio.Task[None]] = []
+        self._clients_pending: dict[str, list[int]] = {}
+        self._clients_flush: asyncio.Task[None] | None = None
+
+    async def write(self, fn: Callable[..., R], /, **kwargs: Any) -> R:
+        """Run a database write on the appender's thread, after the appends queued there.
+
+        One thread writes for the whole process: with SQLite a second writer makes the
+        appender wait for the database lock, and SQLite's busy handler sleeps whole
+        milliseconds at a time (measured: first keystrokes after a burst of joins took
+        hundreds of ms while presence rows were written from another thread).
+        """
+        loop = asyncio.get_running_loop()
+        call = functools.partial(_on_writer_connection, functools.partial(fn, **kwargs))
+        return await loop.run_in_executor(self.appender.executor, call)
+
+    def note_clients(self, connection_id: str, client_ids: list[int]) -> None:
+        """Record which awareness ids a connection speaks for, soon and batched with others.
+
+        The sender's next frames do not wait for this write.
+        """
+        self._clients_pending[connection_id] = client_ids
+        if self._clients_flush is None or self._clients_flush.done():
+            self._clients_flush = asyncio.get_running_loop().create_task(self._flush_clients())
+
+    async def _flush_clients(self) -> None:
+        """Write pending awareness ids until none are left."""
+        while self._clients_pending:
+            batch, self._clients_pending = self._clients_pending, {}
+            try:
+                await self.write(presence_set_clients, clients=batch)
+            except Exception:
+                logger.warning("recording presence client ids failed", exc_info=True)
 
     # -- rooms -----------------------------------------------------------------------------
 
@@ -243,7 +287,7 @@ class Hub:
             await asyncio.sleep(settings.PALIMPSEST_HEARTBEAT_SECONDS)
             ids = [m.connection_id for room in self.rooms.values() for m in room.members]
             try:
-                await database_sync_to_async(presence_touch)(connection_ids=ids)
+                await self.write(presence_touch, connection_ids=ids)
             except Exception:
                 logger.warning("presence heartbeat failed", exc_info=True)
 
@@ -283,6 +327,8 @@ class Hub:
     async def shutdown(self) -> None:
         """Finish pending appends, stop background work and release the writer's connection."""
         await self.appender.drain()
+        if self._clients_flush is not None:
+            await asyncio.wait({self._clients_flush})
         for task in self._background:
             task.cancel()
         if self.bus is not None:

@@ -170,6 +170,8 @@ async def test_reopen_after_restart_gives_the_same_document(connect: Connect) ->
 
 
 async def test_presence_rows_follow_connections(connect: Connect) -> None:
+    from pycrdt import Awareness, create_awareness_message
+
     alice, token = await make_user("alice")
     document = await make_document(alice)
     peer = await connect(document.id, token)
@@ -177,6 +179,20 @@ async def test_presence_rows_follow_connections(connect: Connect) -> None:
         lambda: PresenceSession.objects.filter(document=document, user=alice).count()
     )
     assert await count() == 1
+    # The awareness ids a connection announces reach its row, without holding up its frames.
+    awareness = Awareness(peer.y.doc)
+    awareness.set_local_state({"user": {"name": "alice"}})
+    await peer.send(
+        create_awareness_message(awareness.encode_awareness_update([peer.y.doc.client_id]))
+    )
+    client_ids = database_sync_to_async(
+        lambda: PresenceSession.objects.get(document=document, user=alice).yjs_client_ids
+    )
+    for _ in range(50):
+        if await client_ids() == [peer.y.doc.client_id]:
+            break
+        await asyncio.sleep(0.02)
+    assert await client_ids() == [peer.y.doc.client_id]
     await peer.close()
     await asyncio.sleep(0.1)
     assert await count() == 0

@@ -16,7 +16,11 @@ class EventKind(models.TextChoices):
 class Event(models.Model):
     """One accepted Yjs update; `(document, seq)` is unique and gap-free per document."""
 
-    document = models.ForeignKey("collab.Document", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique (document, seq) index serves every lookup by document,
+    # and each index is one more page written per commit.
+    document = models.ForeignKey(
+        "collab.Document", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     seq = models.PositiveBigIntegerField()
     kind = models.CharField(max_length=10, choices=EventKind.choices, default=EventKind.UPDATE)
     update = models.BinaryField()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from collab.models import Document
@@ -34,67 +34,124 @@ class NewEvent:
 def event_append_batch(*, items: Sequence[NewEvent]) -> list[int]:
     """Append events in one transaction (group commit); returns each item's seq, in order.
 
-    Raw SQL, a fixed handful of statements per batch: the writer thread shares the GIL with
-    the event loop, and building ORM queries cost more than running them (~1 ms a batch).
+    Raw SQL on the driver's own cursor, a fixed handful of statements per batch: the writer
+    thread shares the GIL with the event loop, and Django's transaction and cursor wrappers
+    cost more than SQLite's own work (measured ~200 us against ~80 us per one-event batch).
+    Inside a caller's transaction the events join it; otherwise they commit here.
     """
     if not items:
         return []
+    db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per attribute
+    sql = _sql_for(db.vendor)
     document_field = Event._meta.get_field("document")
     doc_values = {
-        doc_id: document_field.get_db_prep_value(doc_id, connection)
+        doc_id: document_field.get_db_prep_value(doc_id, db)
         for doc_id in sorted({item.document_id for item in items})
     }
-    with transaction.atomic(), connection.cursor() as cursor:
-        heads = _lock_and_read_heads(cursor, doc_values)
-        seqs = []
-        for item in items:
-            heads[item.document_id] += 1
-            seqs.append(heads[item.document_id])
-        _insert_rows(cursor, items, seqs, doc_values, timezone.now())
+    stamp = Event._meta.get_field("created_at").get_db_prep_value(timezone.now(), db)
+    own_transaction = not db.in_atomic_block
+    db.ensure_connection()
+    # Driver errors become Django's, which also marks a broken connection for closing.
+    with db.wrap_database_errors:
+        cursor = db.connection.cursor()
+        try:
+            if own_transaction:
+                cursor.execute(sql.begin)
+            try:
+                heads = _lock_and_read_heads(cursor, sql, doc_values)
+                seqs = []
+                for item in items:
+                    heads[item.document_id] += 1
+                    seqs.append(heads[item.document_id])
+                _insert_rows(cursor, sql, items, seqs, doc_values, stamp)
+            except BaseException:
+                if own_transaction:
+                    cursor.execute("ROLLBACK")
+                raise
+            if own_transaction:
+                cursor.execute("COMMIT")
+        finally:
+            cursor.close()
     return seqs
 
 
-def _lock_and_read_heads(cursor: Any, doc_values: dict[uuid.UUID, Any]) -> dict[uuid.UUID, int]:
-    """Lock the documents' rows and read each one's highest seq."""
-    ops = connection.ops
-    placeholders = ", ".join(["%s"] * len(doc_values))
-    params = list(doc_values.values())
-    document_table = ops.quote_name(Document._meta.db_table)
-    # Locking the rows (ordered, so two processes cannot deadlock) makes other processes'
-    # appenders to these documents wait for our commit, so MAX(seq)+1 is never taken twice.
-    # SQLite has no FOR UPDATE: its BEGIN IMMEDIATE already holds the one write lock.
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    cursor.execute(
-        f"SELECT {ops.quote_name('id')} FROM {document_table} "
-        f"WHERE {ops.quote_name('id')} IN ({placeholders}) ORDER BY 1{lock}",
-        params,
+@dataclass(frozen=True)
+class _Sql:
+    """The append's statements in one database's dialect and parameter style."""
+
+    begin: str
+    mark: str
+    # Empty where the begin statement already serialises writers (SQLite).
+    lock: str
+    heads: str
+    insert: str
+    row: str
+
+    def marks(self, count: int) -> str:
+        """`count` parameter placeholders."""
+        return ", ".join([self.mark] * count)
+
+
+@functools.cache
+def _sql_for(vendor: str) -> _Sql:
+    """Build the statements once per database vendor."""
+    db = connections[DEFAULT_DB_ALIAS]
+    q = db.ops.quote_name
+    mark = "?" if vendor == "sqlite" else "%s"
+    documents, events = q(Document._meta.db_table), q(Event._meta.db_table)
+    doc_id = q("id")
+    return _Sql(
+        # SQLite: IMMEDIATE takes the one write lock now, before the heads are read.
+        begin="BEGIN IMMEDIATE" if vendor == "sqlite" else "BEGIN",
+        mark=mark,
+        # Locking the rows (ordered, so two processes cannot deadlock) makes other processes'
+        # appenders to these documents wait for our commit.
+        lock=(
+            f"SELECT {doc_id} FROM {documents} WHERE {doc_id} IN ({{}}) ORDER BY 1 FOR UPDATE"
+            if db.features.has_select_for_update
+            else ""
+        ),
+        # One scalar subquery per document, so each head is a single index probe on
+        # (document, seq); MAX ... GROUP BY walked every event of the document.
+        heads=(
+            f"SELECT d.{doc_id}, (SELECT MAX(e.{q('seq')}) FROM {events} e "
+            f"WHERE e.{q('document_id')} = d.{doc_id}) FROM {documents} d "
+            f"WHERE d.{doc_id} IN ({{}})"
+        ),
+        insert=f"INSERT INTO {events} ({', '.join(q(c) for c in _COLUMNS)}) VALUES ",
+        row="(" + ", ".join([mark] * len(_COLUMNS)) + ")",
     )
-    if len(cursor.fetchall()) != len(doc_values):
+
+
+def _lock_and_read_heads(
+    cursor: Any, sql: _Sql, doc_values: dict[uuid.UUID, Any]
+) -> dict[uuid.UUID, int]:
+    """Lock the documents' rows and read each one's highest seq."""
+    params = list(doc_values.values())
+    marks = sql.marks(len(params))
+    if sql.lock:
+        cursor.execute(sql.lock.format(marks), params)
+        if len(cursor.fetchall()) != len(params):
+            raise Document.DoesNotExist("a document was deleted while edits to it were queued")
+    # A statement of its own: under READ COMMITTED only a new statement sees what the
+    # appenders we waited for committed.
+    cursor.execute(sql.heads.format(marks), params)
+    rows = cursor.fetchall()
+    if len(rows) != len(params):
         raise Document.DoesNotExist("a document was deleted while edits to it were queued")
     by_value = {value: doc_id for doc_id, value in doc_values.items()}
-    heads = dict.fromkeys(doc_values, 0)
-    cursor.execute(
-        f"SELECT {ops.quote_name('document_id')}, MAX({ops.quote_name('seq')}) "
-        f"FROM {ops.quote_name(Event._meta.db_table)} "
-        f"WHERE {ops.quote_name('document_id')} IN ({placeholders}) "
-        f"GROUP BY {ops.quote_name('document_id')}",
-        params,
-    )
-    for value, head in cursor.fetchall():
-        heads[by_value[value]] = head
-    return heads
+    return {by_value[value]: head or 0 for value, head in rows}
 
 
 def _insert_rows(
     cursor: Any,
+    sql: _Sql,
     items: Sequence[NewEvent],
     seqs: list[int],
     doc_values: dict[uuid.UUID, Any],
-    created_at: datetime,
+    stamp: Any,
 ) -> None:
     """INSERT the rows, many per statement."""
-    ops = connection.ops
-    stamp = Event._meta.get_field("created_at").get_db_prep_value(created_at, connection)
     rows = [
         (
             doc_values[item.document_id],
@@ -107,12 +164,9 @@ def _insert_rows(
         )
         for item, seq in zip(items, seqs, strict=True)
     ]
-    head = "INSERT INTO {} ({}) VALUES ".format(
-        ops.quote_name(Event._meta.db_table), ", ".join(ops.quote_name(c) for c in _COLUMNS)
-    )
-    one_row = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
         cursor.execute(
-            head + ", ".join([one_row] * len(chunk)), [value for row in chunk for value in row]
+            sql.insert + ", ".join([sql.row] * len(chunk)),
+            [value for row in chunk for value in row],
         )

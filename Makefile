@@ -26,7 +26,7 @@ setup: .venv/.installed $(CLIENTS)/node_modules/.installed
 
 run: .venv/.installed
 	$(PY) manage.py migrate --noinput
-	exec $(PY) -m daphne -b $(HOST) -p $(PORT) collab.asgi:application
+	exec $(PY) -m collab.server -b $(HOST) -p $(PORT) collab.asgi:application
 
 lint: .venv/.installed
 	.venv/bin/ruff check .

@@ -197,9 +197,9 @@ class OursServer(Server):
         return f"ws://127.0.0.1:{self.port}/ws/docs"
 
     def command(self) -> list[str]:
-        """daphne serving collab.asgi."""
+        """daphne on uvloop serving collab.asgi, as `make run` starts it."""
         address = ["-b", "127.0.0.1", "-p", str(self.port)]
-        return [PYTHON, "-m", "daphne", *address, "collab.asgi:application"]
+        return [PYTHON, "-m", "collab.server", *address, "collab.asgi:application"]
 
     def env(self) -> dict[str, str]:
         """Settings module and data directory; SQLite unless --ours-env says otherwise."""

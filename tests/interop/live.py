@@ -69,7 +69,7 @@ class LiveServer:
                 [
                     sys.executable,
                     "-m",
-                    "daphne",
+                    "collab.server",
                     "-b",
                     "127.0.0.1",
                     "-p",

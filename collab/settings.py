@@ -146,5 +146,10 @@ PALIMPSEST_APPEND_BATCH_MAX = _env_int("PALIMPSEST_APPEND_BATCH_MAX", 2_000)
 PALIMPSEST_HEARTBEAT_SECONDS = _env_int("PALIMPSEST_HEARTBEAT_SECONDS", 30)
 # With several processes, how often each open room checks the log for updates it missed.
 PALIMPSEST_CATCHUP_SECONDS = float(os.environ.get("PALIMPSEST_CATCHUP_SECONDS", "2"))
+# Awareness updates a room receives within this window are relayed together, one frame per
+# member; cursor moves are shown this much later at most.
+PALIMPSEST_AWARENESS_RELAY_SECONDS = float(
+    os.environ.get("PALIMPSEST_AWARENESS_RELAY_SECONDS", "0.02")
+)
 # How long a room nobody is connected to stays in memory before it is dropped.
 PALIMPSEST_ROOM_IDLE_SECONDS = float(os.environ.get("PALIMPSEST_ROOM_IDLE_SECONDS", "60"))

@@ -170,8 +170,8 @@ class DocumentConsumer(AsyncConsumer):
             # a stock client merely echoes back and must not overwrite).
             return not room.replica.knows_awareness_of(client_id)
 
-        entries, frame = room.replica.apply_awareness(payload, self, may_speak_for)
-        if frame is None:
+        entries, update = room.replica.apply_awareness(payload, self, may_speak_for)
+        if update is None:
             return
         # Only a live state claims an id: echoed removals of departed clients claim nothing.
         new_ids = [
@@ -181,7 +181,7 @@ class DocumentConsumer(AsyncConsumer):
             owners[client_id] = self
         if self.yjs_client_id is None and new_ids:
             self.yjs_client_id = new_ids[0]
-        await current_hub().relay_awareness(room, self, frame)
+        current_hub().relay_awareness(room, self, update)
         if new_ids:
             mine = [cid for cid, owner in owners.items() if owner is self]
             current_hub().note_clients(self.connection_id, mine)

@@ -20,7 +20,12 @@ from collab.realtime.appender import Appender
 from collab.realtime.bus import Bus, document_group
 from collab.realtime.rooms import Connection, Room
 from collab.services import presence_set_clients, presence_touch
-from collab.sync.protocol import create_update_message, parse_frame
+from collab.sync.protocol import (
+    create_awareness_message,
+    create_update_message,
+    merge_awareness_updates,
+    parse_frame,
+)
 from events.selectors import document_heads, document_replay, events_after
 from events.services import NewEvent, event_append_batch
 
@@ -88,6 +93,8 @@ class Hub:
         self._background: list[asyncio.Task[None]] = []
         self._clients_pending: dict[str, list[int]] = {}
         self._clients_flush: asyncio.Task[None] | None = None
+        # Awareness relays in flight (the loop keeps only weak references to tasks).
+        self._relays: set[asyncio.Task[None]] = set()
 
     async def write(self, fn: Callable[..., R], /, **kwargs: Any) -> R:
         """Run a database write on the appender's thread, after the appends queued there.
@@ -158,10 +165,9 @@ class Hub:
         gone = [cid for cid, owner in room.awareness_owner.items() if owner is connection]
         for cid in gone:
             del room.awareness_owner[cid]
-        frame = room.replica.remove_awareness(gone, connection)
-        if frame is not None:
-            await room.broadcast(frame)
-            await self._publish_awareness(room, frame)
+        removal = room.replica.remove_awareness(gone, connection)
+        if removal is not None:
+            self.relay_awareness(room, None, removal)
         await self._unload_if_idle(room)
 
     async def _unload_if_idle(self, room: Room) -> None:
@@ -246,7 +252,7 @@ class Hub:
                 _awareness_payload(frame), "remote", lambda cid: True
             )
             if relay is not None:
-                await room.broadcast(relay)
+                await room.broadcast(create_awareness_message(relay))
 
     async def _apply_logged(self, room: Room, events: list[tuple[int, bytes]]) -> None:
         """Apply logged events this room has not seen and relay them to every local member."""
@@ -255,18 +261,56 @@ class Hub:
                 room.replica.load((update,))
                 await room.broadcast(create_update_message(update))
 
-    async def _publish_awareness(self, room: Room, frame: bytes) -> None:
-        """Send an awareness frame to the room's members in other processes."""
-        if self.bus is not None:
-            await self.bus.publish(
-                document_group(room.document_id),
-                {"type": "doc.awareness", "doc": room.document_id.hex, "frame": frame},
+    def relay_awareness(self, room: Room, sender: Connection | None, update: bytes) -> None:
+        """Relay a checked awareness update to everyone else soon, merged with its neighbours.
+
+        Stock clients renew their awareness every 15 s, all of a room's clients in the same
+        moment when they joined together; merging what a room gathers within one short window
+        sends each member one frame instead of one per sender (per-frame cost under daphne
+        is what bounds the relay).
+        """
+        room.awareness_outbox.append((sender, update))
+        if len(room.awareness_outbox) == 1:
+            asyncio.get_running_loop().call_later(
+                settings.PALIMPSEST_AWARENESS_RELAY_SECONDS, self._start_relay, room
             )
 
-    async def relay_awareness(self, room: Room, sender: Connection, frame: bytes) -> None:
-        """Relay a client's awareness frame to everyone else, here and elsewhere."""
-        await room.broadcast(frame, exclude=sender)
-        await self._publish_awareness(room, frame)
+    def _start_relay(self, room: Room) -> None:
+        """Run the room's awareness relay as a task the hub keeps hold of."""
+        task = asyncio.get_running_loop().create_task(self._relay_awareness_now(room))
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
+
+    async def _relay_awareness_now(self, room: Room) -> None:
+        """Send each member the room's waiting awareness updates but its own, in one frame."""
+        outbox, room.awareness_outbox = room.awareness_outbox, []
+        if room.closed or not outbox:
+            return
+        senders = {sender for sender, _ in outbox if sender is not None}
+        # One frame per distinct member left out (None: nobody), built once.
+        frames: dict[Connection | None, bytes | None] = {}
+
+        def frame_without(excluded: Connection | None) -> bytes | None:
+            if excluded not in frames:
+                updates = [u for sender, u in outbox if excluded is None or sender is not excluded]
+                frames[excluded] = (
+                    create_awareness_message(merge_awareness_updates(updates)) if updates else None
+                )
+            return frames[excluded]
+
+        try:
+            for member in list(room.members):
+                frame = frame_without(member if member in senders else None)
+                if frame is not None:
+                    await member.send_frame(frame)
+            everything = frame_without(None)
+            if self.bus is not None and everything is not None:
+                await self.bus.publish(
+                    document_group(room.document_id),
+                    {"type": "doc.awareness", "doc": room.document_id.hex, "frame": everything},
+                )
+        except Exception:
+            logger.warning("relaying awareness in %s failed", room.document_id, exc_info=True)
 
     # -- background ------------------------------------------------------------------------
 

@@ -55,6 +55,9 @@ class Room:
     seqs: SeqTracker = field(default_factory=SeqTracker)
     # Awareness client id → the local connection that speaks for it (others may not).
     awareness_owner: dict[int, Connection] = field(default_factory=dict)
+    # Checked awareness updates waiting for the next relay, with the connection that sent each
+    # (None: the server's own, such as a departed client's removal).
+    awareness_outbox: list[tuple[Connection | None, bytes]] = field(default_factory=list)
     # Appends queued but not yet durable: the room stays loaded until they are relayed.
     pending: int = 0
     ready: asyncio.Future[None] = field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -29,6 +30,7 @@ __all__ = [
     "decode_state_vector",
     "encode_permission_denied",
     "encode_sync_step2",
+    "merge_awareness_updates",
     "parse_frame",
 ]
 
@@ -111,6 +113,10 @@ class _Reader:
         except UnicodeDecodeError as exc:
             raise ProtocolError("string is not UTF-8") from exc
 
+    def rest(self) -> bytes:
+        """Everything not read yet."""
+        return self._data[self._pos :]
+
     def end(self) -> None:
         """Require that nothing follows the message."""
         if self._pos != len(self._data):
@@ -164,6 +170,23 @@ def decode_awareness(payload: bytes) -> list[AwarenessEntry]:
         entries.append(AwarenessEntry(client_id, clock, state))
     reader.end()
     return entries
+
+
+def merge_awareness_updates(payloads: Sequence[bytes]) -> bytes:
+    """One awareness update carrying the entries of `payloads` (already checked), in order.
+
+    Receivers apply entries one at a time and keep the newest clock per client, so the
+    concatenation means exactly what the updates mean applied one after another.
+    """
+    if len(payloads) == 1:
+        return payloads[0]
+    count = 0
+    bodies = []
+    for payload in payloads:
+        reader = _Reader(payload)
+        count += reader.var_uint()
+        bodies.append(reader.rest())
+    return write_var_uint(count) + b"".join(bodies)
 
 
 def encode_sync_step2(update: bytes) -> bytes:

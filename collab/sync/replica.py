@@ -78,7 +78,7 @@ class Replica:
     def apply_awareness(
         self, payload: bytes, origin: object, may_speak_for: Callable[[int], bool]
     ) -> tuple[list[AwarenessEntry], bytes | None]:
-        """Apply the entries a client may speak for; those entries and the frame to relay.
+        """Apply the entries a client may speak for; those entries and the update to relay.
 
         Stock y-websocket clients echo every awareness change they see, other clients' too,
         including removals after their own 30 s timeout; entries for ids another connection
@@ -91,7 +91,7 @@ class Replica:
         if len(kept) != len(entries):
             payload = _encode_awareness(kept)
         self.awareness.apply_awareness_update(payload, origin)
-        return kept, create_awareness_message(payload)
+        return kept, payload
 
     def knows_awareness_of(self, client_id: int) -> bool:
         """Whether some client's awareness state is currently held for this id."""
@@ -105,12 +105,12 @@ class Replica:
         return create_awareness_message(self.awareness.encode_awareness_update(client_ids))
 
     def remove_awareness(self, client_ids: Iterable[int], origin: object) -> bytes | None:
-        """Forget these clients; the awareness message telling others they left, if any."""
+        """Forget these clients; the awareness update telling others they left, if any."""
         present = [cid for cid in client_ids if cid in self.awareness.states]
         if not present:
             return None
         self.awareness.remove_awareness_states(present, origin)
-        return create_awareness_message(self.awareness.encode_awareness_update(present))
+        return self.awareness.encode_awareness_update(present)
 
 
 def _encode_awareness(entries: list[AwarenessEntry]) -> bytes:

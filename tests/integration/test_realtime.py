@@ -330,3 +330,37 @@ async def test_heartbeats_keep_presence_fresh(connect: Connect, settings: Any) -
     await asyncio.sleep(0.35)
     assert await last_seen() > first
     await peer.close()
+
+
+async def test_awareness_sent_together_reaches_each_member_as_one_frame(connect: Connect) -> None:
+    from pycrdt import Awareness, create_awareness_message
+
+    from collab.sync.protocol import decode_awareness
+
+    alice, alice_token = await make_user("alice")
+    bob, bob_token = await make_user("bob")
+    carol, carol_token = await make_user("carol")
+    document = await make_document(alice, editors=(bob, carol))
+    a = await connect(document.id, alice_token)
+    b = await connect(document.id, bob_token)
+    c = await connect(document.id, carol_token)
+    for peer, name in ((a, "alice"), (b, "bob")):
+        awareness = Awareness(peer.y.doc)
+        awareness.set_local_state({"user": {"name": name}})
+        await peer.send(
+            create_awareness_message(awareness.encode_awareness_update([peer.y.doc.client_id]))
+        )
+    seen = {p: len(p.y.awareness) for p in (a, b, c)}
+    for peer in (a, b, c):
+        await peer.pump()
+
+    def names(peer: Any) -> list[list[str]]:
+        frames = peer.y.awareness[seen[peer] :]
+        return [[e.state["user"]["name"] for e in decode_awareness(f)] for f in frames]
+
+    # One frame each, holding everyone's news but the member's own.
+    assert names(c) == [["alice", "bob"]]
+    assert names(a) == [["bob"]]
+    assert names(b) == [["alice"]]
+    for peer in (a, b, c):
+        await peer.close()

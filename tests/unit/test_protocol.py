@@ -15,6 +15,7 @@ from collab.sync.protocol import (
     decode_state_vector,
     encode_permission_denied,
     encode_sync_step2,
+    merge_awareness_updates,
     parse_frame,
 )
 from tests.ytest import bad_frames, sample_update
@@ -53,6 +54,32 @@ def test_awareness_and_query() -> None:
 def test_awareness_removal_has_null_state() -> None:
     payload = b"\x01\x05\x02" + write_message(b"null")
     assert decode_awareness(payload)[0].state is None
+
+
+def test_merged_awareness_updates_mean_the_updates_applied_in_turn() -> None:
+    ada_doc, bob_doc = Doc(), Doc()
+    ada, bob = Awareness(ada_doc), Awareness(bob_doc)
+    ada.set_local_state({"user": {"name": "ada"}})
+    bob.set_local_state({"user": {"name": "bob"}})
+    first = ada.encode_awareness_update([ada_doc.client_id])
+    ada.set_local_state({"user": {"name": "ada"}, "cursor": 3})
+    updates = [
+        first,
+        bob.encode_awareness_update([bob_doc.client_id]),
+        ada.encode_awareness_update([ada_doc.client_id]),
+    ]
+    merged = merge_awareness_updates(updates)
+    assert [(e.client_id, e.state) for e in decode_awareness(merged)] == [
+        (ada_doc.client_id, {"user": {"name": "ada"}}),
+        (bob_doc.client_id, {"user": {"name": "bob"}}),
+        (ada_doc.client_id, {"user": {"name": "ada"}, "cursor": 3}),
+    ]
+    # A receiver ends where it would after the three updates: the newest clock wins.
+    receiver = Awareness(Doc())
+    receiver.apply_awareness_update(merged, "relay")
+    assert receiver.states[ada_doc.client_id] == {"user": {"name": "ada"}, "cursor": 3}
+    assert receiver.states[bob_doc.client_id] == {"user": {"name": "bob"}}
+    assert merge_awareness_updates(updates[:1]) == first
 
 
 def test_permission_denied_is_y_protocols_auth_message() -> None:

@@ -88,7 +88,7 @@ def test_awareness_add_list_and_remove() -> None:
     assert decode_awareness(parse_frame(listing).payload)[0].state == {"user": {"name": "ada"}}
     removal = replica.remove_awareness([doc.client_id], "conn")
     assert removal is not None
-    assert decode_awareness(parse_frame(removal).payload)[0].state is None
+    assert decode_awareness(removal)[0].state is None
     assert replica.awareness_message() is None
 
 
@@ -105,7 +105,7 @@ def test_awareness_entries_a_client_may_not_speak_for_are_dropped() -> None:
     entries, relay = replica.apply_awareness(payload, "conn", lambda cid: cid == ours.client_id)
     assert [e.client_id for e in entries] == [ours.client_id]
     assert relay is not None
-    relayed = decode_awareness(parse_frame(relay).payload)
+    relayed = decode_awareness(relay)
     assert [e.client_id for e in relayed] == [ours.client_id]
     assert not replica.knows_awareness_of(theirs.client_id)
     assert replica.apply_awareness(payload, "conn", lambda cid: False) == ([], None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,62 @@ def event_append_batch(*, items: Sequence[NewEvent]) -> list[int]:
     if not items:
         return []
     db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per attribute
+    own_transaction = not db.in_atomic_block
+    db.ensure_connection()
+    # Driver errors become Django's, which also marks a broken connection for closing.
+    with db.wrap_database_errors:
+        cursor = db.connection.cursor()
+        try:
+            return _append(cursor, items, own_transaction=own_transaction)
+        finally:
+            cursor.close()
+
+
+class LogBusy(Exception):
+    """Another connection holds SQLite's write lock; nothing was written."""
+
+
+class SqliteDirectAppender:
+    """A private SQLite connection that appends a batch at once or raises LogBusy, never waiting.
+
+    The event loop appends through it without a hop to the writer thread and back (measured
+    ~0.8 ms of the keystroke-to-peer time on an idle server). It must never sleep in SQLite's
+    busy handler, which would stall every socket: when another connection holds the write
+    lock it gives up at BEGIN, and the caller appends through `event_append_batch` instead.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, timeout=0, isolation_level=None)
+        # As Django's connections: WAL, no fsync per commit, checkpoints left to the hub.
+        self._db.executescript(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
+        )
+
+    def append(self, items: Sequence[NewEvent]) -> list[int]:
+        """Append events in one transaction; their seqs, in order."""
+        cursor = self._db.cursor()
+        try:
+            return _append(cursor, items, own_transaction=True)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY and not self._db.in_transaction:
+                raise LogBusy(str(exc)) from exc
+            raise
+        finally:
+            if self._db.in_transaction:  # a failed COMMIT or ROLLBACK leaves nothing open
+                self._db.rollback()
+            cursor.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+
+def _append(cursor: Any, items: Sequence[NewEvent], *, own_transaction: bool) -> list[int]:
+    """Number and insert `items` on a driver cursor, in a transaction of its own if asked."""
+    if not items:
+        return []
+    # Only the default database's operations and field adapters are used here: no queries.
+    db = connections[DEFAULT_DB_ALIAS]
     sql = _sql_for(db.vendor)
     document_field = Event._meta.get_field("document")
     doc_values = {
@@ -49,29 +106,21 @@ def event_append_batch(*, items: Sequence[NewEvent]) -> list[int]:
         for doc_id in sorted({item.document_id for item in items})
     }
     stamp = Event._meta.get_field("created_at").get_db_prep_value(timezone.now(), db)
-    own_transaction = not db.in_atomic_block
-    db.ensure_connection()
-    # Driver errors become Django's, which also marks a broken connection for closing.
-    with db.wrap_database_errors:
-        cursor = db.connection.cursor()
-        try:
-            if own_transaction:
-                cursor.execute(sql.begin)
-            try:
-                heads = _lock_and_read_heads(cursor, sql, doc_values)
-                seqs = []
-                for item in items:
-                    heads[item.document_id] += 1
-                    seqs.append(heads[item.document_id])
-                _insert_rows(cursor, sql, items, seqs, doc_values, stamp)
-            except BaseException:
-                if own_transaction:
-                    cursor.execute("ROLLBACK")
-                raise
-            if own_transaction:
-                cursor.execute("COMMIT")
-        finally:
-            cursor.close()
+    if own_transaction:
+        cursor.execute(sql.begin)
+    try:
+        heads = _lock_and_read_heads(cursor, sql, doc_values)
+        seqs = []
+        for item in items:
+            heads[item.document_id] += 1
+            seqs.append(heads[item.document_id])
+        _insert_rows(cursor, sql, items, seqs, doc_values, stamp)
+    except BaseException:
+        if own_transaction:
+            cursor.execute("ROLLBACK")
+        raise
+    if own_transaction:
+        cursor.execute("COMMIT")
     return seqs
 
 

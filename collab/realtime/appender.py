@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 WriteBatch = Callable[[Sequence[T]], list[int]]
+# Writes a batch on the event loop itself if it can do so at once; None means "use the thread".
+WriteNow = Callable[[Sequence[T]], list[int] | None]
 OnDurable = Callable[[Sequence[T], list[int]], Awaitable[None]]
 OnFailed = Callable[[Sequence[T], BaseException], Awaitable[None]]
 
@@ -28,6 +30,8 @@ class Appender(Generic[T]):
 
     The write of batch N+1 overlaps the relay of batch N, so a fast writer is not held to one
     commit per update, and nothing is handed to `on_durable` before its commit returned.
+    With `write_now`, a batch is first offered to the event loop's own quick path; only what
+    that declines goes to the thread. Either way one batch is in flight at a time, in order.
     """
 
     def __init__(
@@ -38,8 +42,10 @@ class Appender(Generic[T]):
         on_failed: OnFailed[T],
         batch_max: int,
         queue_max: int,
+        write_now: WriteNow[T] | None = None,
     ) -> None:
         self._write = write
+        self._write_now = write_now
         self._on_durable = on_durable
         self._on_failed = on_failed
         self._batch_max = batch_max
@@ -84,6 +90,14 @@ class Appender(Generic[T]):
         previous: tuple[list[T], list[int]] | None = None
         while self._queue or previous is not None:
             batch = self._take()
+            if batch and self._write_now is not None:
+                if previous is not None:
+                    await self._on_durable(*previous)
+                    previous = None
+                seqs_now = self._write_now(batch)
+                if seqs_now is not None:
+                    await self._on_durable(batch, seqs_now)
+                    continue
             future = (
                 loop.run_in_executor(self._executor, self._write_with_retry, batch)
                 if batch

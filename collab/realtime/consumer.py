@@ -150,6 +150,11 @@ class DocumentConsumer(AsyncConsumer):
                     ),
                 )
         elif kind is FrameKind.SYNC_STEP1:
+            # The replica already holds updates still on their way to the log; nobody gets
+            # them before they are durable, so the answer waits for those in flight now.
+            await room.all_settled()
+            if room.closed:  # the log refused them; this socket is being closed
+                return
             await self.send_frame(room.replica.answer_step1(frame.payload))
         elif kind is FrameKind.AWARENESS:
             await self._awareness(room, frame.payload)

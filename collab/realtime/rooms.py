@@ -58,14 +58,47 @@ class Room:
     # Checked awareness updates waiting for the next relay, with the connection that sent each
     # (None: the server's own, such as a departed client's removal).
     awareness_outbox: list[tuple[Connection | None, bytes]] = field(default_factory=list)
-    # Appends queued but not yet durable: the room stays loaded until they are relayed.
-    pending: int = 0
+    # Updates handed to the log so far, and how many of those have settled (durable or
+    # refused); the replica holds them from the start, so answers from it wait for these.
+    accepted: int = 0
+    settled: int = 0
+    settle_waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
     ready: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     closed: bool = False
     # Event-loop time when the room last became idle (see Hub._unload_if_idle).
     idle_since: float = 0.0
+
+    def accept(self) -> None:
+        """Count an update on its way to the log."""
+        self.accepted += 1
+
+    def settle(self) -> None:
+        """Count an update the log has committed or refused; wake whoever waited for it."""
+        self.settled += 1
+        if self.settle_waiters:
+            waiting = []
+            for target, future in self.settle_waiters:
+                if target <= self.settled:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    waiting.append((target, future))
+            self.settle_waiters = waiting
+
+    async def all_settled(self) -> None:
+        """Wait until every update accepted so far has settled."""
+        if self.settled >= self.accepted:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self.settle_waiters.append((self.accepted, future))
+        await future
+
+    @property
+    def pending(self) -> int:
+        """Updates accepted but not settled: the room stays loaded until they are relayed."""
+        return self.accepted - self.settled
 
     @property
     def idle(self) -> bool:

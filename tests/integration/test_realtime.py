@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from collab.models import PresenceSession
 from collab.realtime.hub import hub_shutdown
@@ -363,4 +364,72 @@ async def test_awareness_sent_together_reaches_each_member_as_one_frame(connect:
     assert names(a) == [["bob"]]
     assert names(b) == [["alice"]]
     for peer in (a, b, c):
+        await peer.close()
+
+
+_SQLITE_ONLY = pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
+    reason="the event loop's own append path exists only on SQLite (this pass uses another)",
+)
+
+
+@_SQLITE_ONLY
+async def test_on_sqlite_an_update_is_appended_on_the_loop_without_the_writer_thread(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collab.realtime.hub as hub_module
+
+    def no_thread(batch: Any) -> list[int]:
+        raise AssertionError("the writer thread was used")
+
+    alice, alice_token = await make_user("alice")
+    bob, bob_token = await make_user("bob")
+    document = await make_document(alice, editors=(bob,))
+    a = await connect(document.id, alice_token)
+    b = await connect(document.id, bob_token)
+    monkeypatch.setattr(hub_module, "_write", no_thread)
+    await a.y.insert(0, "direct")
+    await b.pump()
+    assert str(b.y) == "direct"
+    assert await event_seqs(document) == [1]
+    await a.close()
+    await b.close()
+
+
+@_SQLITE_ONLY
+async def test_on_sqlite_a_held_write_lock_sends_the_append_to_the_writer_thread(
+    connect: Connect,
+) -> None:
+    import sqlite3
+
+    alice, alice_token = await make_user("alice")
+    bob, bob_token = await make_user("bob")
+    document = await make_document(alice, editors=(bob,))
+    elsewhere = await make_document(bob)
+    a = await connect(document.id, alice_token)
+    b = await connect(document.id, bob_token)
+    newcomer = await connect(document.id, bob_token, sync=False)
+    bystander = await connect(elsewhere.id, bob_token)
+    # Another connection (a management command, say) holds SQLite's write lock for a while.
+    other = sqlite3.connect(settings.DATABASES["default"]["NAME"], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        await a.y.insert(0, "waits")
+        await b.pump(quiet=0.3)
+        # Not durable yet, so relayed to nobody, not even in the answer to a SyncStep1.
+        assert str(b.y) == ""
+        await newcomer.y.start_sync()
+        await newcomer.pump(quiet=0.3)
+        assert str(newcomer.y) == ""
+        # Meanwhile the event loop kept serving everyone else.
+        await bystander.y.start_sync()
+        assert await bystander.pump(quiet=0.3) > 0
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    await b.pump()
+    await newcomer.pump()
+    assert str(b.y) == str(newcomer.y) == "waits"
+    assert await event_seqs(document) == [1]
+    for peer in (a, b, newcomer, bystander):
         await peer.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import importlib
 import sys
 
 
@@ -18,9 +20,22 @@ def main(argv: list[str]) -> None:
         # stock loop, 38-47% on uvloop (Twisted's per-write add/remove of the socket's writer
         # and the loop itself are C there).
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    _freeze_startup_heap()
     from daphne.cli import CommandLineInterface
 
     CommandLineInterface().run(argv)
+
+
+def _freeze_startup_heap() -> None:
+    """Load the app, then keep what is allocated so far out of the cyclic collector's sight.
+
+    Django, Twisted and the rest leave ~90k objects that live as long as the process, and
+    every full collection walked them all on the event loop: measured at fan-out 20 docs x 5
+    clients, a 55 ms pause every ~10 s, the largest latency spikes; 14 ms once frozen.
+    """
+    importlib.import_module("collab.asgi")  # django.setup() and every module the app uses
+    gc.collect()
+    gc.freeze()
 
 
 if __name__ == "__main__":

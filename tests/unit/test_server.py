@@ -1,8 +1,9 @@
-"""The serve command: daphne's command line on uvloop."""
+"""The serve command: daphne's command line on uvloop, the app loaded and its heap frozen."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -12,12 +13,15 @@ from daphne.cli import CommandLineInterface
 from collab.server import main
 
 
-def test_serves_through_daphne_on_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     seen: dict[str, Any] = {}
 
     def run(self: CommandLineInterface, args: list[str]) -> None:
         seen["args"] = args
         seen["policy"] = asyncio.get_event_loop_policy()
+        seen["frozen"] = gc.get_freeze_count()
 
     monkeypatch.setattr(CommandLineInterface, "run", run)
     before = asyncio.get_event_loop_policy()
@@ -25,5 +29,7 @@ def test_serves_through_daphne_on_uvloop(monkeypatch: pytest.MonkeyPatch) -> Non
         main(["-p", "8001", "collab.asgi:application"])
     finally:
         asyncio.set_event_loop_policy(before)
+        gc.unfreeze()
     assert seen["args"] == ["-p", "8001", "collab.asgi:application"]
     assert isinstance(seen["policy"], uvloop.EventLoopPolicy)
+    assert seen["frozen"] > 10_000

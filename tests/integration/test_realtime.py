@@ -367,41 +367,77 @@ async def test_awareness_sent_together_reaches_each_member_as_one_frame(connect:
         await peer.close()
 
 
-_SQLITE_ONLY = pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
-    reason="the event loop's own append path exists only on SQLite (this pass uses another)",
-)
+def _on_sqlite() -> bool:
+    return bool(settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3")
 
 
-@_SQLITE_ONLY
-async def test_on_sqlite_an_update_is_appended_on_the_loop_without_the_writer_thread(
+async def test_small_batches_are_appended_on_the_loop_only_on_sqlite(
     connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import collab.realtime.hub as hub_module
 
-    def no_thread(batch: Any) -> list[int]:
-        raise AssertionError("the writer thread was used")
+    thread_batches: list[int] = []
+    append = hub_module.event_append_batch
+
+    def counted(*, items: Any) -> list[int]:
+        thread_batches.append(len(items))
+        return append(items=items)
 
     alice, alice_token = await make_user("alice")
     bob, bob_token = await make_user("bob")
     document = await make_document(alice, editors=(bob,))
     a = await connect(document.id, alice_token)
     b = await connect(document.id, bob_token)
-    monkeypatch.setattr(hub_module, "_write", no_thread)
+    monkeypatch.setattr(hub_module, "event_append_batch", counted)
     await a.y.insert(0, "direct")
     await b.pump()
     assert str(b.y) == "direct"
     assert await event_seqs(document) == [1]
+    # SQLite: no hop to the writer thread; PostgreSQL: the writer thread's connection.
+    assert thread_batches == ([] if _on_sqlite() else [1])
     await a.close()
     await b.close()
 
 
-@_SQLITE_ONLY
-async def test_on_sqlite_a_held_write_lock_sends_the_append_to_the_writer_thread(
+class _WriteLockHolder:
+    """Another connection (a management command, say) holding what an append must wait for."""
+
+    def __init__(self, document_id: Any) -> None:
+        self.document_id = document_id
+        self.connection: Any = None
+
+    def __enter__(self) -> None:
+        db = settings.DATABASES["default"]
+        if _on_sqlite():
+            import sqlite3
+
+            self.connection = sqlite3.connect(db["NAME"], isolation_level=None)
+            self.connection.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg
+
+            self.connection = psycopg.connect(
+                host=db["HOST"],
+                port=db["PORT"] or 5432,
+                user=db["USER"],
+                password=db["PASSWORD"],
+                dbname=db["NAME"],
+            )
+            self.connection.execute(
+                "SELECT id FROM collab_document WHERE id = %s FOR UPDATE", (self.document_id,)
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if _on_sqlite():
+            self.connection.execute("COMMIT")
+        else:
+            self.connection.commit()
+        self.connection.close()
+
+
+async def test_an_append_waiting_for_the_write_lock_reaches_nobody_until_it_is_durable(
     connect: Connect,
 ) -> None:
-    import sqlite3
-
     alice, alice_token = await make_user("alice")
     bob, bob_token = await make_user("bob")
     document = await make_document(alice, editors=(bob,))
@@ -410,10 +446,7 @@ async def test_on_sqlite_a_held_write_lock_sends_the_append_to_the_writer_thread
     b = await connect(document.id, bob_token)
     newcomer = await connect(document.id, bob_token, sync=False)
     bystander = await connect(elsewhere.id, bob_token)
-    # Another connection (a management command, say) holds SQLite's write lock for a while.
-    other = sqlite3.connect(settings.DATABASES["default"]["NAME"], isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
+    with _WriteLockHolder(document.id):
         await a.y.insert(0, "waits")
         await b.pump(quiet=0.3)
         # Not durable yet, so relayed to nobody, not even in the answer to a SyncStep1.
@@ -424,9 +457,6 @@ async def test_on_sqlite_a_held_write_lock_sends_the_append_to_the_writer_thread
         # Meanwhile the event loop kept serving everyone else.
         await bystander.y.start_sync()
         assert await bystander.pump(quiet=0.3) > 0
-    finally:
-        other.execute("COMMIT")
-        other.close()
     await b.pump()
     await newcomer.pump()
     assert str(b.y) == str(newcomer.y) == "waits"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
@@ -77,15 +78,24 @@ def _sqlite_checkpoint() -> None:
         cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
+def _open_direct_appender() -> SqliteDirectAppender | None:
+    """The event loop's own SQLite connection for appends; None elsewhere or if it won't open."""
+    db = connections["default"]
+    if db.vendor != "sqlite":
+        return None
+    try:
+        return SqliteDirectAppender(str(db.settings_dict["NAME"]))
+    except sqlite3.Error:
+        logger.warning("appending through the writer thread only", exc_info=True)
+        return None
+
+
 class Hub:
     """Everything live in one process (one per event loop, so tests get a fresh one)."""
 
     def __init__(self) -> None:
         self.rooms: dict[uuid.UUID, Room] = {}
-        db = connections["default"]
-        self._direct = (
-            SqliteDirectAppender(str(db.settings_dict["NAME"])) if db.vendor == "sqlite" else None
-        )
+        self._direct = _open_direct_appender()
         self.appender: Appender[Accepted] = Appender(
             write=_write,
             write_now=self._append_now if self._direct is not None else None,

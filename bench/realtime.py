@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -357,29 +358,58 @@ def ingest_paced(server: Server, load: Load) -> Result:
     return {**result, **server.audit(int(result.get("txns", 0)))}
 
 
-def bench_server(server: Server, load: Load) -> Result:
-    """Every scenario against one server, restarting it in between."""
-    results: Result = {"fanout": {}}
+Scenario = tuple[str, tuple[str, ...], Callable[[Server], Result]]
+# What a server under test may fail with; it is then recorded, not fatal to the others.
+_FAILURES = (OSError, KeyError, RuntimeError, ValueError, subprocess.SubprocessError)
+
+
+def scenarios(load: Load) -> list[Scenario]:
+    """Every scenario: a label, where its result goes, and how to run it on one server."""
+
+    def fanout_of(docs: int) -> Callable[[Server], Result]:
+        return lambda server: fanout(server, load, docs)
+
+    runs: list[Scenario] = [
+        (f"fan-out {docs} docs x {load.clients} clients", ("fanout", str(docs)), fanout_of(docs))
+        for docs in load.docs
+    ]
+    runs.append(("ingest", ("ingest",), lambda server: ingest(server, load)))
+    runs.append(
+        (
+            f"ingest, paced (window {load.window})",
+            ("ingest_paced",),
+            lambda server: ingest_paced(server, load),
+        )
+    )
+    return runs
+
+
+def bench_servers(servers: list[Server], load: Load) -> dict[str, Result]:
+    """Each scenario on every server in turn, so a drift in the machine hits them alike.
+
+    A server that fails is recorded with its error and left out of the later scenarios.
+    """
+    results: dict[str, Result] = {server.name: {"fanout": {}} for server in servers}
     try:
-        for docs in load.docs:
-            print(f"[{server.name}] fan-out {docs} docs x {load.clients} clients", flush=True)
-            results["fanout"][str(docs)] = fanout(server, load, docs)
-        print(f"[{server.name}] ingest", flush=True)
-        results["ingest"] = ingest(server, load)
-        print(f"[{server.name}] ingest, paced (window {load.window})", flush=True)
-        results["ingest_paced"] = ingest_paced(server, load)
+        for label, path, run in scenarios(load):
+            for server in servers:
+                if "error" in results[server.name]:
+                    continue
+                print(f"[{server.name}] {label}", flush=True)
+                try:
+                    value = run(server)
+                except _FAILURES as error:
+                    print(f"[{server.name}] failed: {error!r}", file=sys.stderr, flush=True)
+                    results[server.name] = {"error": repr(error)}
+                    continue
+                target = results[server.name]
+                for key in path[:-1]:
+                    target = target[key]
+                target[path[-1]] = value
     finally:
-        server.cleanup()
+        for server in servers:
+            server.cleanup()
     return results
-
-
-def bench_or_error(server: Server, load: Load) -> Result:
-    """bench_server, recording a failure instead of losing the other servers' results."""
-    try:
-        return bench_server(server, load)
-    except (OSError, KeyError, RuntimeError, ValueError, subprocess.SubprocessError) as error:
-        print(f"[{server.name}] failed: {error!r}", file=sys.stderr, flush=True)
-        return {"error": repr(error)}
 
 
 def figures(results: Result, load: Load) -> list[tuple[str, str]]:
@@ -505,7 +535,7 @@ def main() -> None:
         raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
     ours_env = parse_env(args.ours_env)
     ensure_clients()
-    results = {name: bench_or_error(make_server(name, ours_env), load) for name in names}
+    results = bench_servers([make_server(name, ours_env) for name in names], load)
     report = {
         "load": asdict(load),
         "quick": args.quick,

@@ -333,10 +333,15 @@ async def test_heartbeats_keep_presence_fresh(connect: Connect, settings: Any) -
     await peer.close()
 
 
-async def test_awareness_sent_together_reaches_each_member_as_one_frame(connect: Connect) -> None:
+async def test_awareness_sent_together_reaches_each_member_as_one_frame(
+    connect: Connect, settings: Any
+) -> None:
     from pycrdt import Awareness, create_awareness_message
 
     from collab.sync.protocol import decode_awareness
+
+    # A window wide enough that a slow machine still gets both updates into it.
+    settings.PALIMPSEST_AWARENESS_RELAY_SECONDS = 0.5
 
     alice, alice_token = await make_user("alice")
     bob, bob_token = await make_user("bob")
@@ -353,7 +358,7 @@ async def test_awareness_sent_together_reaches_each_member_as_one_frame(connect:
         )
     seen = {p: len(p.y.awareness) for p in (a, b, c)}
     for peer in (a, b, c):
-        await peer.pump()
+        await peer.pump(quiet=0.8)
 
     def names(peer: Any) -> list[list[str]]:
         frames = peer.y.awareness[seen[peer] :]

@@ -67,12 +67,11 @@ class SqliteDirectAppender:
     lock it gives up at BEGIN, and the caller appends through `event_append_batch` instead.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, init_command: str) -> None:
         self._db = sqlite3.connect(path, timeout=0, isolation_level=None)
-        # As Django's connections: WAL, no fsync per commit, checkpoints left to the hub.
-        self._db.executescript(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
-        )
+        # The same pragmas as Django's own connections (WAL, no fsync per commit, no
+        # automatic checkpoints): the caller passes the database's `init_command`.
+        self._db.executescript(init_command)
 
     def append(self, items: Sequence[NewEvent]) -> list[int]:
         """Append events in one transaction; their seqs, in order."""

@@ -84,7 +84,9 @@ def _open_direct_appender() -> SqliteDirectAppender | None:
     if db.vendor != "sqlite":
         return None
     try:
-        return SqliteDirectAppender(str(db.settings_dict["NAME"]))
+        return SqliteDirectAppender(
+            str(db.settings_dict["NAME"]), db.settings_dict["OPTIONS"].get("init_command", "")
+        )
     except sqlite3.Error:
         logger.warning("appending through the writer thread only", exc_info=True)
         return None

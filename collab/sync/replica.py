@@ -9,6 +9,7 @@ from typing import Any
 from pycrdt import Awareness, Doc, Encoder, TransactionEvent
 from pycrdt import get_update as diff_update
 
+from collab.sync.compaction import reapply_waiting
 from collab.sync.protocol import (
     EMPTY_UPDATE,
     AwarenessEntry,
@@ -29,6 +30,8 @@ class Replica:
         # pycrdt gives the server a presence of its own; a relay has none to show.
         self.awareness.set_local_state(None)
         self._changed = False
+        # Updates applied while a dependency was missing (see `_integrate`).
+        self._parked: list[bytes] = []
         self.doc.observe(self._on_transaction)
 
     def _on_transaction(self, event: TransactionEvent) -> None:
@@ -38,22 +41,36 @@ class Replica:
     def load(self, updates: Iterable[bytes]) -> None:
         """Apply logged updates (a snapshot, events) in order; they were validated on entry."""
         for update in updates:
-            self.doc.apply_update(update)
+            self._integrate(update)
 
     def apply(self, update: bytes) -> bool:
         """Apply a client's update; True if it changed the document or waits on a dependency."""
         if update == EMPTY_UPDATE:
             return False
-        self._changed = False
         try:
-            self.doc.apply_update(update)
+            return self._integrate(update)
         except ValueError as exc:
             raise ProtocolError(f"invalid Yjs update: {exc}") from exc
+
+    def _integrate(self, update: bytes) -> bool:
+        """Apply an update; True if it changed the document or waits on a dependency.
+
+        yrs may leave earlier parked updates parked when their dependency arrives (two or more
+        waiting; pycrdt 0.14.13), which would keep them out of every SyncStep2 we send; so
+        after a change, the parked ones are applied again.
+        """
+        self._changed = False
+        self.doc.apply_update(update)
         if self._changed:
+            if self._parked:
+                self._parked = reapply_waiting(self.doc, self._parked)
             return True
         # Nothing integrated: either a duplicate, or structs parked until a missing dependency
         # arrives. The latter must still be logged, or a replay of the log would lose them.
-        return not self.covers(update)
+        if self.covers(update):
+            return False
+        self._parked.append(update)
+        return True
 
     def covers(self, update: bytes) -> bool:
         """Whether every struct in `update` is already integrated here.

@@ -109,3 +109,33 @@ def test_awareness_entries_a_client_may_not_speak_for_are_dropped() -> None:
     assert [e.client_id for e in relayed] == [ours.client_id]
     assert not replica.knows_awareness_of(theirs.client_id)
     assert replica.apply_awareness(payload, "conn", lambda cid: False) == ([], None)
+
+
+def test_updates_parked_on_a_missing_one_are_served_once_it_arrives() -> None:
+    from pycrdt import Doc, Text
+
+    source: Doc = Doc()
+    updates: list[bytes] = []
+    source.observe(lambda event: updates.append(event.update))
+    text = source.get("text", type=Text)
+    text.insert(0, "abc")
+    text.insert(3, "X")  # the update that arrives late
+    text.insert(4, "Y")  # right after X: waits on it
+    text.insert(1, "Z")  # elsewhere, but the next clock: waits on Y
+    order = (0, 2, 3, 1)
+    # yrs alone loses Y here: this is what the replica works around.
+    plain: Doc = Doc()
+    for index in order:
+        plain.apply_update(updates[index])
+    assert str(plain.get("text", type=Text)) == "aZbcX"
+
+    replica = Replica()
+    for index in order:
+        assert replica.apply(updates[index]) is True
+    newcomer: Doc = Doc()
+    newcomer.apply_update(replica.doc.get_update())
+    assert str(newcomer.get("text", type=Text)) == "aZbcXY"
+    # The same from the log.
+    replayed = Replica()
+    replayed.load([updates[i] for i in order])
+    assert str(replayed.doc.get("text", type=Text)) == "aZbcXY"

@@ -1,0 +1,185 @@
+"""TipTap / y-prosemirror content to HTML and plain text. Pure: pycrdt and the standard library.
+
+Everything a document holds is untrusted: every text and attribute is escaped, only known
+node types become tags, and nothing that makes a renderer fetch a resource is ever emitted.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from typing import Any
+from urllib.parse import urlsplit
+
+from pycrdt import Doc, XmlElement, XmlFragment, XmlText
+
+# Deeper nesting renders as text only: a hostile document must not exhaust the stack.
+MAX_DEPTH = 100
+_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+_LANGUAGE = re.compile(r"[A-Za-z0-9_+-]{1,32}")
+# Control characters and whitespace browsers strip from a URL before reading its scheme.
+_URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
+_BLOCKS = {"paragraph": "p", "blockquote": "blockquote", "bulletList": "ul", "listItem": "li"}
+# Mark → tag, outermost first, so nesting is the same whatever order the attributes come in.
+_MARKS = (("bold", "strong"), ("italic", "em"), ("underline", "u"), ("strike", "s"))
+
+Node = XmlElement | XmlText | XmlFragment
+
+_STYLE = """
+@page { size: A4; margin: 22mm 20mm 24mm;
+  @bottom-center { content: counter(page) " / " counter(pages); font-size: 9pt; color: #666; } }
+html { font-family: "DejaVu Serif", "Noto Serif", "Noto Serif CJK SC", "Noto Sans CJK SC",
+  serif; font-size: 11pt; line-height: 1.45; color: #111; }
+h1, h2, h3, h4, h5, h6 { line-height: 1.2; margin: 1.1em 0 0.4em; page-break-after: avoid; }
+h1.doc-title { font-size: 20pt; margin-top: 0; }
+p { margin: 0 0 0.6em; orphans: 2; widows: 2; }
+blockquote { margin: 0 0 0.6em; padding-left: 0.9em; border-left: 3px solid #bbb; color: #333; }
+pre, code { font-family: "DejaVu Sans Mono", "Noto Sans Mono", monospace; font-size: 9.5pt; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f4f4; padding: 0.6em; }
+a { color: #1a4f9c; }
+hr { border: none; border-top: 1px solid #999; margin: 1em 0; }
+"""
+
+
+def document_html(doc: Doc[Any], *, title: str) -> str:
+    """A complete, self-contained HTML page of the document, ready to print."""
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f'<body><h1 class="doc-title">{escape(title)}</h1>\n{fragment_html(doc)}</body></html>'
+    )
+
+
+def fragment_html(doc: Doc[Any]) -> str:
+    """The document's content as HTML (no page around it)."""
+    root = doc.get("default", type=XmlFragment)
+    return "".join(_node_html(child, 0) for child in root.children)
+
+
+def document_text(doc: Doc[Any]) -> str:
+    """The document's plain text: blocks separated by a blank line, list items by a newline."""
+    root = doc.get("default", type=XmlFragment)
+    blocks: list[str] = []
+    for child in root.children:
+        _collect_blocks(child, blocks, 0)
+    return "\n\n".join(blocks)
+
+
+def _node_html(node: Node, depth: int) -> str:
+    """One node and its children as HTML."""
+    if isinstance(node, XmlText):
+        return _text_html(node)
+    if depth >= MAX_DEPTH:
+        return escape(_plain(node, depth))
+    inner = "".join(_node_html(child, depth + 1) for child in node.children)
+    if not isinstance(node, XmlElement):
+        return inner
+    tag = node.tag
+    if tag in _BLOCKS:
+        name = _BLOCKS[tag]
+        return f"<{name}>{inner}</{name}>\n"
+    if tag == "heading":
+        level = _int_attr(node, "level", default=1, low=1, high=6)
+        return f"<h{level}>{inner}</h{level}>\n"
+    if tag == "orderedList":
+        start = _int_attr(node, "start", default=1, low=-(10**9), high=10**9)
+        return (f'<ol start="{start}">' if start != 1 else "<ol>") + f"{inner}</ol>\n"
+    if tag == "codeBlock":
+        language = node.attributes.get("language")
+        css = (
+            f' class="language-{language}"'
+            if isinstance(language, str) and _LANGUAGE.fullmatch(language)
+            else ""
+        )
+        return f"<pre><code{css}>{inner}</code></pre>\n"
+    if tag == "horizontalRule":
+        return "<hr>\n"
+    if tag == "hardBreak":
+        return "<br>"
+    # Unknown node types (an image, a script, anything a client invents) show only their
+    # text: their tag and attributes could make the renderer fetch or run something.
+    return inner
+
+
+def _text_html(node: XmlText) -> str:
+    """Formatted text runs as HTML; each mark becomes its tag, links only to safe schemes."""
+    out = []
+    for insert, attrs in node.diff():
+        if not isinstance(insert, str):
+            continue  # embeds carry no text
+        html = escape(insert)
+        marks = attrs or {}
+        if marks.get("code"):
+            html = f"<code>{html}</code>"
+        for mark, tag in reversed(_MARKS):
+            if marks.get(mark):
+                html = f"<{tag}>{html}</{tag}>"
+        href = _safe_href(marks.get("link"))
+        if href is not None:
+            html = f'<a href="{escape(href, quote=True)}">{html}</a>'
+        out.append(html)
+    return "".join(out)
+
+
+def _safe_href(link: Any) -> str | None:
+    """The link's href if its scheme is http, https or mailto; else None."""
+    href = link.get("href") if isinstance(link, dict) else link
+    if not isinstance(href, str) or len(href) > 4000:
+        return None
+    cleaned = _URL_NOISE.sub("", href)
+    try:
+        scheme = urlsplit(cleaned).scheme.lower()
+    except ValueError:
+        return None
+    return cleaned if scheme in _LINK_SCHEMES else None
+
+
+def _tag(node: XmlElement | XmlFragment) -> str | None:
+    """An element's node type; None for a nested fragment."""
+    return node.tag if isinstance(node, XmlElement) else None
+
+
+def _int_attr(node: XmlElement, name: str, *, default: int, low: int, high: int) -> int:
+    """A numeric attribute as an int within [low, high], or the default."""
+    value = node.attributes.get(name)
+    try:
+        number = int(float(value)) if value is not None else default
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return number if low <= number <= high else default
+
+
+def _plain(node: Node, depth: int = 0) -> str:
+    """All text under a node, without structure (iterative: any depth is fine)."""
+    out: list[str] = []
+    stack: list[Node] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, XmlText):
+            out.append("".join(i for i, _ in current.diff() if isinstance(i, str)))
+        elif _tag(current) == "hardBreak":
+            out.append("\n")
+        else:
+            stack.extend(reversed(list(current.children)))
+    return "".join(out)
+
+
+def _collect_blocks(node: Node, blocks: list[str], depth: int) -> None:
+    """Append the text of each leaf block under `node` to `blocks`, in document order."""
+    if isinstance(node, XmlText):
+        blocks.append(_plain(node, depth))
+        return
+    containers = ("bulletList", "orderedList", "listItem", "blockquote")
+    tag = _tag(node)
+    if tag in containers and depth < MAX_DEPTH:
+        items: list[str] = []
+        for child in node.children:
+            _collect_blocks(child, items, depth + 1)
+        if tag in ("bulletList", "orderedList", "listItem"):
+            blocks.append("\n".join(items))
+        else:
+            blocks.extend(items)
+        return
+    if tag == "horizontalRule":
+        return
+    blocks.append(_plain(node, depth))

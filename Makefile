@@ -10,12 +10,12 @@ CLIENTS := tests/interop/clients
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/palimpsest
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup run test test-unit test-integration test-interop lint bench clean
+.PHONY: setup run stack worker beat test test-unit test-integration test-interop lint bench clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,ops]'
 	touch $@
 
 $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
@@ -24,9 +24,21 @@ $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-l
 
 setup: .venv/.installed $(CLIENTS)/node_modules/.installed
 
+# Embedded default: the Celery worker and beat run on threads of the server process.
 run: .venv/.installed
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py setup_periodic_tasks
 	exec $(PY) -m collab.server -b $(HOST) -p $(PORT) collab.asgi:application
+
+# The docker-compose topology as separate processes (needs REDIS_URL and DATABASE_URL).
+stack: .venv/.installed
+	exec $(PY) -m collab.stack --host $(HOST) --port $(PORT)
+
+worker: .venv/.installed
+	exec $(PY) -m celery -A collab worker --loglevel INFO --pool prefork
+
+beat: .venv/.installed
+	exec $(PY) -m celery -A collab beat --loglevel INFO
 
 lint: .venv/.installed
 	.venv/bin/ruff check .

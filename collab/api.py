@@ -183,3 +183,13 @@ def list_members(request: HttpRequest, doc_id: str) -> list[dict[str, Any]]:
         {"username": m.user.get_username(), "role": m.role}
         for m in selectors.document_members(document=document)
     ]
+
+
+def _mount_routers() -> None:
+    """Endpoints that live with their own app."""
+    from tasks.api import router as exports_router
+
+    api.add_router("/", exports_router)
+
+
+_mount_routers()

@@ -8,3 +8,11 @@ class CollabConfig(AppConfig):
 
     name = "collab"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Load the Celery app, so `shared_task`s bind to it in every Django process.
+
+        Not from `collab/__init__.py` as Celery's guide has it: that would make the pure
+        core in `collab/sync/` import Celery and Django with its package.
+        """
+        from collab import celery  # noqa: F401

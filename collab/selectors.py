@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from collab.models import ApiToken, Document, Membership
+from collab.models import ApiToken, Document, Membership, PresenceSession
 from collab.services import token_digest
 
 # "Last used" is kept to the minute: writing it on every connect would take SQLite's one
@@ -72,3 +72,13 @@ def user_by_username(*, username: str) -> User | None:
 def document_members(*, document: Document) -> QuerySet[Membership]:
     """A document's memberships."""
     return Membership.objects.filter(document=document).select_related("user").order_by("pk")
+
+
+def documents_with_stale_presence(*, older_than: timedelta) -> list[uuid.UUID]:
+    """Documents that have presence rows with no heartbeat for `older_than`."""
+    cutoff = timezone.now() - older_than
+    return list(
+        PresenceSession.objects.filter(last_seen__lt=cutoff)
+        .values_list("document_id", flat=True)
+        .distinct()
+    )

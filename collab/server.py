@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import importlib
 import sys
@@ -21,6 +22,7 @@ def main(argv: list[str]) -> None:
         # and the loop itself are C there).
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     _freeze_startup_heap()
+    _start_embedded_background_work()
     from daphne.cli import CommandLineInterface
 
     CommandLineInterface().run(argv)
@@ -36,6 +38,18 @@ def _freeze_startup_heap() -> None:
     importlib.import_module("collab.asgi")  # django.setup() and every module the app uses
     gc.collect()
     gc.freeze()
+
+
+def _start_embedded_background_work() -> None:
+    """Without Redis, run the Celery worker and beat on threads of this process."""
+    from django.conf import settings
+
+    if not settings.CELERY_EMBEDDED:
+        return  # `celery -A collab worker` and `celery -A collab beat` run on their own
+    from collab import embedded
+
+    running = embedded.start()
+    atexit.register(running.stop)
 
 
 if __name__ == "__main__":

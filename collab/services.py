@@ -6,13 +6,15 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from collab.models import ApiToken, Document, Membership, PresenceSession, Role
+from collab.notify import publish
 
 
 class PermissionDenied(Exception):
@@ -91,3 +93,55 @@ def presence_touch(*, connection_ids: Sequence[str], now: datetime | None = None
 def presence_close(*, connection_id: str) -> None:
     """Remove a connection's presence row."""
     PresenceSession.objects.filter(connection_id=connection_id).delete()
+
+
+@dataclass(frozen=True, slots=True)
+class PurgedSession:
+    """A presence row removed because its connection stopped sending heartbeats."""
+
+    document_id: uuid.UUID
+    user_id: int
+    connection_id: str
+    yjs_client_ids: list[int]
+
+
+def presence_purge_stale(
+    *, document_id: uuid.UUID, older_than: timedelta, now: datetime | None = None
+) -> list[PurgedSession]:
+    """Remove a document's presence rows with no heartbeat for `older_than`; tell its people.
+
+    Left behind by a server that crashed or lost its database: a live connection refreshes
+    its row every PALIMPSEST_HEARTBEAT_SECONDS.
+    """
+    cutoff = (now or timezone.now()) - older_than
+    with transaction.atomic():
+        rows = list(
+            PresenceSession.objects.select_for_update().filter(
+                document_id=document_id, last_seen__lt=cutoff
+            )
+        )
+        if not rows:
+            return []
+        PresenceSession.objects.filter(pk__in=[r.pk for r in rows]).delete()
+        purged = [
+            PurgedSession(
+                document_id=r.document_id,
+                user_id=r.user_id,
+                connection_id=r.connection_id,
+                yjs_client_ids=[int(c) for c in r.yjs_client_ids],
+            )
+            for r in rows
+        ]
+        clients = sorted({c for p in purged for c in p.yjs_client_ids})
+        publish(
+            {
+                "type": "session.purged",
+                "document": str(document_id),
+                "users": sorted({p.user_id for p in purged}),
+                "clients": clients,
+                "sessions": len(purged),
+            },
+            document_id=document_id,
+            room_message={"type": "doc.purged", "clients": clients},
+        )
+    return purged

@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "django_celery_beat",
+    "django_celery_results",
     "collab",
     "events",
     "tasks",
@@ -153,3 +155,51 @@ PALIMPSEST_AWARENESS_RELAY_SECONDS = float(
 )
 # How long a room nobody is connected to stays in memory before it is dropped.
 PALIMPSEST_ROOM_IDLE_SECONDS = float(os.environ.get("PALIMPSEST_ROOM_IDLE_SECONDS", "60"))
+
+# Presence rows whose heartbeat is older than this are purged by beat (a crashed server's
+# rows included); several missed heartbeats, so a slow server is not taken for a dead one.
+PALIMPSEST_PRESENCE_STALE_SECONDS = _env_int("PALIMPSEST_PRESENCE_STALE_SECONDS", 300)
+# A document's log tail (events after its newest snapshot) that asks for a compaction.
+PALIMPSEST_COMPACT_TAIL_EVENTS = _env_int("PALIMPSEST_COMPACT_TAIL_EVENTS", 1000)
+# How long a finished export's file can be downloaded before beat deletes it.
+PALIMPSEST_EXPORT_KEEP_SECONDS = _env_int("PALIMPSEST_EXPORT_KEEP_SECONDS", 24 * 3600)
+# Exports are stored here (a Django storage location; the admin and the API serve them).
+PALIMPSEST_EXPORT_DIR = Path(os.environ.get("PALIMPSEST_EXPORT_DIR", VAR_DIR / "exports"))
+# Largest document an export renders, in characters: WeasyPrint's time and memory grow with it.
+PALIMPSEST_EXPORT_MAX_CHARS = _env_int("PALIMPSEST_EXPORT_MAX_CHARS", 2_000_000)
+
+# -- Celery ----------------------------------------------------------------------------------
+# With REDIS_URL: a Redis broker, and the worker and beat are processes of their own
+# (`celery -A collab worker`, `celery -A collab beat`). Without it (the embedded default) the
+# server process runs a worker and beat on threads over an in-memory broker (collab/embedded.py).
+CELERY_EMBEDDED = not REDIS_URL
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Results go to the database so an admin sees them (django-celery-results).
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXPIRES = _env_int("CELERY_RESULT_EXPIRES_SECONDS", 7 * 24 * 3600)
+# JSON only: a pickled message from the broker would be code execution.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+# Acknowledge after the task ran, and put a task back if its worker died under it: every task
+# here is idempotent, so running twice is safe and never running is not.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = _env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
+CELERY_TASK_TIME_LIMIT = _env_int("CELERY_TASK_TIME_LIMIT", 180)
+# WeasyPrint's caches grow with every document; a renderer process is replaced now and then.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = _env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 50)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_TRACK_STARTED = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
+    # With acks_late a task taken by a worker that vanished comes back after this long.
+    {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    if REDIS_URL
+    # The in-memory broker is polled; its default second would delay every task.
+    else {"polling_interval": 0.05}
+)

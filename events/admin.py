@@ -37,5 +37,5 @@ class EventAdmin(ReadOnlyAdmin):
 class SnapshotAdmin(ReadOnlyAdmin):
     """Snapshots."""
 
-    list_display = ("document", "upto_seq", "created_at")
-    exclude = ("state",)
+    list_display = ("document", "upto_seq", "events_folded", "duration_ms", "created_at")
+    exclude = ("state", "pending")

@@ -47,7 +47,15 @@ class Snapshot(models.Model):
 
     document = models.ForeignKey("collab.Document", on_delete=models.CASCADE, related_name="+")
     upto_seq = models.PositiveBigIntegerField()
+    # `Doc.get_update()` of the document with events 1..upto_seq applied.
     state = models.BinaryField()
+    # Logged updates up to upto_seq that were still waiting on a missing dependency: the
+    # encoded state leaves them out, so they are kept whole (lib0 length-prefixed) and
+    # applied after it (collab/sync/compaction.py).
+    pending = models.BinaryField(default=b"")
+    # How many events this snapshot folded in beyond the one before it, and how long it took.
+    events_folded = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

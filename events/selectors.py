@@ -4,40 +4,87 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
+from collab.models import Document
+from collab.sync.compaction import replay_updates
 from events.models import Event, Snapshot
 
 
-def document_replay(*, document_id: uuid.UUID) -> tuple[list[bytes], int]:
-    """The newest snapshot's state plus every later update, and the head seq they reach."""
-    snapshot = (
-        Snapshot.objects.filter(document_id=document_id)
-        .order_by("-upto_seq")
-        .values_list("upto_seq", "state")
-        .first()
-    )
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What rebuilds a document: updates to apply in order, the seq they reach, the snapshot's."""
+
+    updates: list[bytes]
+    head: int
+    snapshot_seq: int
+
+
+def document_replay(*, document_id: uuid.UUID, at_seq: int | None = None) -> Replay:
+    """The newest snapshot (at or before `at_seq`) plus the later events (up to `at_seq`)."""
+    snapshots = Snapshot.objects.filter(document_id=document_id)
+    if at_seq is not None:
+        snapshots = snapshots.filter(upto_seq__lte=at_seq)
+    snapshot = snapshots.order_by("-upto_seq").values_list("upto_seq", "state", "pending").first()
     updates: list[bytes] = []
-    head = 0
+    head = snapshot_seq = 0
     if snapshot is not None:
-        head = snapshot[0]
-        updates.append(bytes(snapshot[1]))
-    for seq, update in events_after(document_id=document_id, after_seq=head):
+        head = snapshot_seq = snapshot[0]
+        updates = replay_updates(state=bytes(snapshot[1]), pending=bytes(snapshot[2]))
+    for seq, update in events_after(document_id=document_id, after_seq=head, upto_seq=at_seq):
         updates.append(update)
         head = seq
-    return updates, head
+    return Replay(updates=updates, head=head, snapshot_seq=snapshot_seq)
+
+
+def latest_snapshot(*, document_id: uuid.UUID) -> Snapshot | None:
+    """The document's newest snapshot, or None."""
+    return Snapshot.objects.filter(document_id=document_id).order_by("-upto_seq").first()
+
+
+def document_head(*, document_id: uuid.UUID) -> int:
+    """The document's highest seq (0 for an empty log)."""
+    return (
+        Event.objects.filter(document_id=document_id)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+        or 0
+    )
+
+
+def documents_to_compact(*, min_tail: int) -> list[uuid.UUID]:
+    """Documents whose log has at least `min_tail` events after their newest snapshot.
+
+    One index lookup per document for its head and one for its snapshot, not a scan of the log.
+    """
+    head = Event.objects.filter(document_id=OuterRef("pk")).order_by("-seq").values("seq")[:1]
+    snap = (
+        Snapshot.objects.filter(document_id=OuterRef("pk"))
+        .order_by("-upto_seq")
+        .values("upto_seq")[:1]
+    )
+    rows = Document.objects.annotate(
+        head=Coalesce(Subquery(head), 0), snap=Coalesce(Subquery(snap), 0)
+    ).values_list("pk", "head", "snap")
+    return [pk for pk, h, s in rows.iterator() if h - s >= min_tail]
 
 
 def events_after(
-    *, document_id: uuid.UUID, after_seq: int, limit: int | None = None
+    *,
+    document_id: uuid.UUID,
+    after_seq: int,
+    limit: int | None = None,
+    upto_seq: int | None = None,
 ) -> list[tuple[int, bytes]]:
-    """(seq, update) of the document's events after `after_seq`, in order."""
-    rows = (
-        Event.objects.filter(document_id=document_id, seq__gt=after_seq)
-        .order_by("seq")
-        .values_list("seq", "update")
-    )
+    """(seq, update) of the document's events after `after_seq` (up to `upto_seq`), in order."""
+    events = Event.objects.filter(document_id=document_id, seq__gt=after_seq)
+    if upto_seq is not None:
+        events = events.filter(seq__lte=upto_seq)
+    rows = events.order_by("seq").values_list("seq", "update")
     if limit is not None:
         rows = rows[:limit]
     return [(seq, bytes(update)) for seq, update in rows.iterator(chunk_size=5000)]

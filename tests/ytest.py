@@ -102,3 +102,12 @@ def bad_frames(count: int, seed: int = 7) -> Iterator[bytes]:
     ]
     for i in range(count):
         yield makers[i % len(makers)]()
+
+
+def awareness_update(client_id: int, state: dict[str, object]) -> bytes:
+    """An awareness update announcing `state` for `client_id`, as its client would send it."""
+    from pycrdt import Awareness
+
+    awareness = Awareness(Doc(client_id=client_id))
+    awareness.set_local_state(state)
+    return awareness.encode_awareness_update([client_id])

@@ -17,6 +17,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
 
+from collab.notify import attach_loop
 from collab.realtime.appender import Appender
 from collab.realtime.bus import Bus, document_group
 from collab.realtime.rooms import Connection, Room
@@ -188,9 +189,11 @@ class Hub:
             await self.bus.set_subscribed(
                 document_group(room.document_id), lambda: room.document_id in self.rooms
             )
-        updates, head = await database_sync_to_async(document_replay)(document_id=room.document_id)
-        room.replica.load(updates)
-        room.seqs.contiguous = head
+        replay = await database_sync_to_async(document_replay)(document_id=room.document_id)
+        room.replica.load(replay.updates)
+        room.seqs.contiguous = replay.head
+        room.compacted_to = replay.snapshot_seq
+        self._maybe_compact(room)
 
     async def leave(self, connection: Connection, room: Room) -> None:
         """Remove a connection; tell the others its carets are gone."""
@@ -245,6 +248,7 @@ class Hub:
             await room.broadcast(create_update_message(item.event.update), exclude=item.sender)
             outgoing.setdefault(room, []).append((seq, item.event.update))
         for room, events in outgoing.items():
+            self._maybe_compact(room)
             if self.bus is not None:
                 await self.bus.publish(
                     document_group(room.document_id),
@@ -265,6 +269,40 @@ class Hub:
             for member in list(room.members):
                 await member.close_with(CLOSE_STORE_FAILED, "edit could not be stored; retrying")
 
+    def _maybe_compact(self, room: Room) -> None:
+        """Ask a worker to snapshot the room's document once its log tail is long enough.
+
+        Asked once per threshold's worth of events; the beat sweep catches any request lost
+        on the way (the task is idempotent, so a duplicate costs one no-op).
+        """
+        threshold = settings.PALIMPSEST_COMPACT_TAIL_EVENTS
+        if threshold <= 0 or room.seqs.contiguous - room.compacted_to < threshold:
+            return
+        room.compacted_to = room.seqs.contiguous
+        # Publishing to a Redis broker is network I/O: not on the event loop.
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, _request_compaction, room.document_id)
+        future.add_done_callback(_log_failure)
+
+    async def on_room_message(self, message: dict[str, Any]) -> None:
+        """A message for a document's rooms from a task: purged sessions lose their carets."""
+        try:
+            document_id = uuid.UUID(hex=str(message.get("doc")))
+        except ValueError:
+            return
+        room = self.rooms.get(document_id)
+        if room is None or room.closed or message.get("type") != "doc.purged":
+            return
+        # A purged client id now spoken for by a live local connection is not a ghost.
+        ids = [
+            int(cid)
+            for cid in message.get("clients", [])
+            if isinstance(cid, int) and cid not in room.awareness_owner
+        ]
+        removal = room.replica.remove_awareness(ids, "purge")
+        if removal is not None:
+            self.relay_awareness(room, None, removal)
+
     # -- other processes -------------------------------------------------------------------
 
     async def _on_remote(self, message: dict[str, Any]) -> None:
@@ -276,7 +314,9 @@ class Hub:
         room = self.rooms.get(document_id)
         if room is None or room.closed or not room.ready.done():
             return
-        if message.get("type") == "doc.updates":
+        if message.get("type") == "doc.purged":
+            await self.on_room_message(message)
+        elif message.get("type") == "doc.updates":
             await self._apply_logged(room, [(int(s), bytes(u)) for s, u in message["events"]])
         elif message.get("type") == "doc.awareness":
             # Another process checked ownership; here its frame is only recorded and passed on.
@@ -417,6 +457,19 @@ class Hub:
             self._direct.close()
 
 
+def _request_compaction(document_id: uuid.UUID) -> None:
+    """Queue the compaction task for a document."""
+    from tasks.tasks import compact_document
+
+    compact_document.delay(str(document_id))
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    """Log a failed background request; the beat sweep will ask again."""
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("asking for a compaction failed: %s", future.exception())
+
+
 def _awareness_payload(frame: bytes) -> bytes:
     """The awareness update inside an awareness frame we encoded or relayed."""
     return parse_frame(frame).payload
@@ -431,7 +484,13 @@ def current_hub() -> Hub:
     hub = _hubs.get(loop)
     if hub is None:
         hub = _hubs[loop] = Hub()
+        attach_loop()  # tasks' notifications for this process's sockets go to this loop
     return hub
+
+
+def running_hub() -> Hub | None:
+    """The running loop's hub if it has one (without creating it)."""
+    return _hubs.get(asyncio.get_running_loop())
 
 
 async def hub_shutdown() -> None:

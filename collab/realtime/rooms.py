@@ -67,6 +67,8 @@ class Room:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     closed: bool = False
+    # The seq up to which a compaction was last asked for (or the snapshot the room loaded).
+    compacted_to: int = 0
     # Event-loop time when the room last became idle (see Hub._unload_if_idle).
     idle_since: float = 0.0
 

@@ -220,3 +220,76 @@ def random_edits_together(clients: list[NodeClient], count: int, delay_ms: int) 
             for i, client in enumerate(clients)
         ]
         assert all(edit.result()["ok"] for edit in edits)
+
+
+class LiveStack(LiveServer):
+    """`python -m collab.stack`: web, Celery worker and beat as separate processes."""
+
+    def __init__(self, var_dir: Path, env: dict[str, str], concurrency: int = 1) -> None:
+        super().__init__(var_dir, env)
+        self.concurrency = concurrency
+        self.log = var_dir / "stack.log"
+
+    def start(self) -> LiveStack:
+        """Start the stack and wait until the web process answers /healthz."""
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "collab.stack",
+                    "--port",
+                    str(self.port),
+                    "--concurrency",
+                    str(self.concurrency),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                url = f"http://127.0.0.1:{self.port}/healthz"
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the stack exited: {self.log.read_text()}") from None
+                time.sleep(0.2)
+        raise RuntimeError(f"the stack did not start in 60 s: {self.log.read_text()}")
+
+    def worker_pool_pids(self) -> list[int]:
+        """The Celery worker's pool processes (the ones that run tasks)."""
+        assert self.process is not None
+        workers = [
+            pid for pid in _children(self.process.pid) if b"worker" in _cmdline(pid).split(b"\0")
+        ]
+        return [child for pid in workers for child in _children(pid)]
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name in parentheses may contain spaces; the parent pid follows it.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    """A process's command line, NUL-separated."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""

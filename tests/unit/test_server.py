@@ -10,6 +10,7 @@ import pytest
 import uvloop
 from daphne.cli import CommandLineInterface
 
+from collab import server
 from collab.server import main
 
 
@@ -24,6 +25,8 @@ def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen(
         seen["frozen"] = gc.get_freeze_count()
 
     monkeypatch.setattr(CommandLineInterface, "run", run)
+    # The embedded worker needs a database; here it is only checked that it is started.
+    monkeypatch.setattr(server, "_start_embedded_background_work", lambda: seen.update(bg=True))
     before = asyncio.get_event_loop_policy()
     try:
         main(["-p", "8001", "collab.asgi:application"])
@@ -33,3 +36,4 @@ def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen(
     assert seen["args"] == ["-p", "8001", "collab.asgi:application"]
     assert isinstance(seen["policy"], uvloop.EventLoopPolicy)
     assert seen["frozen"] > 10_000
+    assert seen["bg"] is True

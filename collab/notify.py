@@ -1,0 +1,111 @@
+"""Notifications for browsers and rooms: `publish` is the one function that sends them.
+
+Tasks and services call it inside their transaction; delivery happens after the commit, so
+nobody hears of a state the database may still roll back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.db import transaction
+
+from collab.realtime.bus import document_group
+
+logger = logging.getLogger(__name__)
+
+# The event loop that serves WebSockets in this process. With the in-memory layer (the
+# embedded default) a worker thread must hand its messages to that loop: the layer's asyncio
+# queues belong to it and are not thread-safe.
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def user_group(user_id: int) -> str:
+    """The notification group of one user's sockets."""
+    return f"notify.user.{user_id}"
+
+
+def document_notify_group(document_id: uuid.UUID | str) -> str:
+    """The notification group of sockets watching one document."""
+    return f"notify.doc.{uuid.UUID(str(document_id)).hex}"
+
+
+def attach_loop() -> None:
+    """Remember the running loop as the one that serves this process's sockets."""
+    global _server_loop
+    _server_loop = asyncio.get_running_loop()
+
+
+def publish(
+    event: dict[str, Any],
+    *,
+    user_ids: Iterable[int] = (),
+    document_id: uuid.UUID | str | None = None,
+    room_message: dict[str, Any] | None = None,
+) -> None:
+    """After commit: send `event` to users' and a document's notification sockets.
+
+    `room_message` goes to the document's live rooms in every process (e.g. to drop the
+    carets of purged sessions).
+    """
+    groups = [user_group(u) for u in user_ids]
+    if document_id is not None:
+        groups.append(document_notify_group(document_id))
+    message = {"type": "notify.event", "event": event}
+    sends = [(g, message) for g in groups]
+    if room_message is not None and document_id is not None:
+        doc = uuid.UUID(str(document_id))
+        sends.append((document_group(doc), {**room_message, "doc": doc.hex}))
+    transaction.on_commit(lambda: _deliver(sends))
+
+
+def _deliver(sends: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send group messages now, from whichever thread the commit happened on."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        if isinstance(layer, InMemoryChannelLayer):
+            loop = _server_loop
+            if loop is None or loop.is_closed():
+                return  # no socket was ever served here, so nobody can be listening
+            loop.call_soon_threadsafe(_start_local_sends, layer, sends)
+        else:
+            async_to_sync(_send_all)(layer, sends)
+    except Exception:
+        # A notification is a courtesy: the state it announces is committed and visible.
+        logger.warning("delivering %d notifications failed", len(sends), exc_info=True)
+
+
+def _start_local_sends(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
+    """On the server loop: send through the in-memory layer, and tell local rooms directly."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(_send_all(layer, sends, local_rooms=True))
+    _in_flight.add(task)
+    task.add_done_callback(_in_flight.discard)
+
+
+_in_flight: set[asyncio.Task[None]] = set()
+
+
+async def _send_all(
+    layer: Any, sends: list[tuple[str, dict[str, Any]]], *, local_rooms: bool = False
+) -> None:
+    """group_send each message; room messages go to this process's hub when it has no bus."""
+    for group, message in sends:
+        if message["type"] == "notify.event":
+            await layer.group_send(group, message)
+        elif local_rooms:
+            from collab.realtime.hub import running_hub
+
+            hub = running_hub()
+            if hub is not None:
+                await hub.on_room_message(message)
+        else:
+            await layer.group_send(group, message)

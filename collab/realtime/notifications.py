@@ -1,0 +1,74 @@
+"""`/ws/notifications`: JSON events for the caller (exports) and the documents they watch."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from collab.notify import attach_loop, document_notify_group, user_group
+from collab.selectors import document_role
+
+# Documents one socket may watch at once: each is a group membership in the layer.
+MAX_WATCHED = 200
+
+
+class NotificationConsumer(AsyncJsonWebsocketConsumer):
+    """Joins the user's group on connect; `{"type": "watch", "document": id}` adds a document."""
+
+    groups: list[str] = []
+
+    async def connect(self) -> None:
+        """Accept signed-in users only."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close()
+            return
+        attach_loop()
+        self.user_id: int = user.pk
+        self.watched: set[str] = set()
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "hello", "user": user.get_username()})
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """Watch or unwatch a document the user may read; anything else is an error reply."""
+        if not isinstance(content, dict) or content.get("type") not in ("watch", "unwatch"):
+            await self.send_json({"type": "error", "detail": "expected watch or unwatch"})
+            return
+        raw = str(content.get("document", ""))
+        try:
+            document_id = uuid.UUID(raw)
+        except ValueError:
+            await self.send_json({"type": "error", "detail": "no such document", "document": raw})
+            return
+        group = document_notify_group(document_id)
+        if content["type"] == "unwatch":
+            self.watched.discard(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.send_json({"type": "unwatched", "document": str(document_id)})
+            return
+        role = await database_sync_to_async(document_role)(
+            user=self.scope["user"], document_id=document_id
+        )
+        if role is None or len(self.watched) >= MAX_WATCHED:
+            # Strangers and unknown documents get the same answer.
+            await self.send_json({"type": "error", "detail": "no such document", "document": raw})
+            return
+        self.watched.add(group)
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.send_json({"type": "watching", "document": str(document_id)})
+
+    async def notify_event(self, message: dict[str, Any]) -> None:
+        """Pass a published event on to the browser."""
+        await self.send_json(message["event"])
+
+    async def disconnect(self, code: int) -> None:
+        """Leave every group."""
+        if getattr(self, "user_id", None) is None:
+            return
+        await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+        for group in self.watched:
+            await self.channel_layer.group_discard(group, self.channel_name)

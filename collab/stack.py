@@ -1,0 +1,81 @@
+"""`make stack`: the docker-compose topology without Docker (web, worker, beat [, flower]).
+
+Needs REDIS_URL and DATABASE_URL (PostgreSQL) pointing at running servers. Each process
+is started as compose would start it; a signal to this one stops them all, and if one of
+them dies the rest are stopped too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def _commands(host: str, port: int, concurrency: int, flower: bool) -> dict[str, list[str]]:
+    """The processes of the topology."""
+    py = sys.executable
+    commands = {
+        "web": [py, "-m", "collab.server", "-b", host, "-p", str(port), "collab.asgi:application"],
+        "worker": [
+            py, "-m", "celery", "-A", "collab", "worker", "--loglevel", "INFO",
+            "--pool", "prefork", "--concurrency", str(concurrency),
+            "--hostname", f"worker-{os.getpid()}@%h",
+        ],
+        "beat": [py, "-m", "celery", "-A", "collab", "beat", "--loglevel", "INFO"],
+    }  # fmt: skip
+    if flower:
+        commands["flower"] = [py, "-m", "celery", "-A", "collab", "flower", "--port=5555"]
+    return commands
+
+
+def main(argv: list[str]) -> int:
+    """Prepare the database, start every process, stop them all together."""
+    parser = argparse.ArgumentParser(prog="python -m collab.stack")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--flower", action="store_true", help="also run flower on :5555")
+    args = parser.parse_args(argv)
+    if not os.environ.get("REDIS_URL") or not os.environ.get("DATABASE_URL"):
+        print("make stack needs REDIS_URL and DATABASE_URL", file=sys.stderr)
+        return 2
+    py = sys.executable
+    for step in (["migrate", "--noinput"], ["setup_periodic_tasks"]):
+        subprocess.run([py, "manage.py", *step], check=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(signum: int = signal.SIGTERM, frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for name, command in _commands(args.host, args.port, args.concurrency, args.flower).items():
+        procs[name] = subprocess.Popen(command)
+    code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping the stack", file=sys.stderr)
+                code = proc.returncode or 1
+                stopping = True
+        time.sleep(0.2)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,258 @@
+"""Exports and dead letters: the one place their state changes, and what announces it."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from pycrdt import Doc
+
+from collab.notify import publish
+from collab.selectors import document_get
+from collab.services import NotFound
+from events.selectors import document_head, document_replay
+from tasks.models import DeadLetter, Export, ExportStatus, export_storage
+
+logger = logging.getLogger(__name__)
+
+
+class ExportFailed(Exception):
+    """This export cannot succeed (retrying will not help); the message says why."""
+
+
+def export_url(export: Export) -> str:
+    """Where the finished file is downloaded."""
+    return f"/api/exports/{export.id}/file"
+
+
+def export_public(export: Export) -> dict[str, Any]:
+    """An export as the API and notifications show it."""
+    done = export.status == ExportStatus.DONE
+    return {
+        "id": str(export.id),
+        "document": str(export.document_id),
+        "format": export.format,
+        "at": export.at_seq,
+        "status": export.status,
+        "progress": export.progress,
+        "stage": export.stage,
+        "error": export.error,
+        "attempts": export.attempts,
+        "size": export.size,
+        "download_url": export_url(export) if done else None,
+        "created_at": export.created_at.isoformat(),
+        "finished_at": export.finished_at.isoformat() if export.finished_at else None,
+        "expires_at": export.expires_at.isoformat() if export.expires_at else None,
+    }
+
+
+def _announce(export: Export, kind: str) -> None:
+    """Tell the requester's sockets about the export after commit."""
+    publish({"type": kind, "export": export_public(export)}, user_ids=[export.requested_by_id])
+
+
+def export_request(*, user: User, document_id: uuid.UUID | str, at_seq: int | None) -> Export:
+    """Pin the seq and queue the export chain; readers of the document may export it."""
+    document = document_get(user=user, document_id=document_id)
+    if document is None:
+        raise NotFound("no such document")
+    head = document_head(document_id=document.id)
+    if at_seq is None:
+        at_seq = head
+    elif not 0 <= at_seq <= head:
+        raise ValueError(f"at must be between 0 and {head}, the latest seq")
+    with transaction.atomic():
+        export = Export.objects.create(document=document, requested_by=user, at_seq=at_seq)
+        export_id = str(export.id)
+        # The worker must find the row: queue the chain only once it is committed.
+        transaction.on_commit(lambda: _start_chain(export_id))
+    return export
+
+
+def _start_chain(export_id: str) -> None:
+    """Queue the export's chain of tasks."""
+    from tasks.tasks import export_chain
+
+    export_chain(export_id).apply_async()
+
+
+def export_resume_unfinished() -> int:
+    """Queue again the exports whose chain was lost (an in-memory broker dies with its process)."""
+    ids = [
+        str(pk)
+        for pk in Export.objects.filter(
+            status__in=[ExportStatus.PENDING, ExportStatus.RUNNING]
+        ).values_list("pk", flat=True)
+    ]
+    for export_id in ids:
+        _start_chain(export_id)
+    return len(ids)
+
+
+def _progress(export: Export, *, stage: str, progress: int) -> None:
+    """Record and announce a step of a running export."""
+    export.stage = stage
+    export.progress = progress
+    export.save(update_fields=["stage", "progress"])
+    _announce(export, "export.progress")
+
+
+def _open(export_id: str) -> Export | None:
+    """The export if it still needs work, locked for this step; None once it is finished."""
+    export = Export.objects.select_for_update().filter(pk=export_id).first()
+    if export is None or export.status in (
+        ExportStatus.DONE,
+        ExportStatus.FAILED,
+        ExportStatus.EXPIRED,
+    ):
+        return None
+    return export
+
+
+def export_read_state(*, export_id: str) -> str | None:
+    """Step 1: the document's state right after the pinned seq (base64, for the next step)."""
+    with transaction.atomic():
+        export = _open(export_id)
+        if export is None:
+            return None
+        export.status = ExportStatus.RUNNING
+        export.attempts += 1
+        export.started_at = export.started_at or timezone.now()
+        export.save(update_fields=["status", "attempts", "started_at"])
+        _progress(export, stage="reading the log", progress=10)
+        replay = document_replay(document_id=export.document_id, at_seq=export.at_seq)
+    doc: Doc[Any] = Doc()
+    for update in replay.updates:
+        doc.apply_update(update)
+    return base64.b64encode(doc.get_update()).decode("ascii")
+
+
+def export_render_html(*, export_id: str, state: str | None) -> str | None:
+    """Step 2: the document as an HTML page."""
+    if state is None:
+        return None
+    with transaction.atomic():
+        export = _open(export_id)
+        if export is None:
+            return None
+        _progress(export, stage="laying out", progress=30)
+        title = export.document.title
+    from tasks.render.html import document_html
+
+    doc: Doc[Any] = Doc()
+    doc.apply_update(base64.b64decode(state))
+    html = document_html(doc, title=title)
+    if len(html) > settings.PALIMPSEST_EXPORT_MAX_CHARS * 4:
+        raise ExportFailed("the document is too large to export")
+    return html
+
+
+def export_render_pdf(*, export_id: str, html: str | None) -> str | None:
+    """Step 3: the PDF, written to a staging name (re-running it overwrites the same file)."""
+    if html is None:
+        return None
+    with transaction.atomic():
+        export = _open(export_id)
+        if export is None:
+            return None
+        _progress(export, stage="rendering PDF", progress=50)
+    # WeasyPrint loads only where exports are rendered, not in every process that imports us.
+    from tasks.render.pdf import html_to_pdf
+
+    pdf = html_to_pdf(html)
+    storage = export_storage()
+    staged = f"staging/{export_id}.pdf"
+    if storage.exists(staged):
+        storage.delete(staged)
+    storage.save(staged, ContentFile(pdf))
+    return staged
+
+
+def export_store(*, export_id: str, staged: str | None) -> None:
+    """Step 4: move the file into place and mark the export done, exactly once."""
+    if staged is None:
+        return
+    storage = export_storage()
+    with transaction.atomic():
+        export = _open(export_id)
+        if export is None:
+            # Done already (this step ran before and its acknowledgement was lost).
+            return
+        final = f"{export_id}.pdf"
+        if storage.exists(final):
+            storage.delete(final)
+        with storage.open(staged, "rb") as source:
+            name = storage.save(final, source)
+        export.file.name = name
+        export.size = storage.size(name)
+        export.status = ExportStatus.DONE
+        export.progress = 100
+        export.stage = "done"
+        export.error = ""
+        export.finished_at = timezone.now()
+        export.expires_at = export.finished_at + timedelta(
+            seconds=settings.PALIMPSEST_EXPORT_KEEP_SECONDS
+        )
+        export.save()
+        _announce(export, "export.done")
+    storage.delete(staged)
+
+
+def export_fail(*, export_id: str, reason: str) -> None:
+    """Mark an export failed with its reason, unless it finished meanwhile."""
+    with transaction.atomic():
+        export = _open(export_id)
+        if export is None:
+            return
+        export.status = ExportStatus.FAILED
+        export.error = reason[:2000]
+        export.finished_at = timezone.now()
+        export.save(update_fields=["status", "error", "finished_at"])
+        _announce(export, "export.failed")
+
+
+def exports_expire(*, now: Any = None) -> int:
+    """Delete the files of exports past their expiry; the rows stay, marked expired."""
+    now = now or timezone.now()
+    storage = export_storage()
+    count = 0
+    for export in Export.objects.filter(status=ExportStatus.DONE, expires_at__lt=now):
+        with transaction.atomic():
+            if export.file.name and storage.exists(export.file.name):
+                storage.delete(export.file.name)
+            Export.objects.filter(pk=export.pk).update(status=ExportStatus.EXPIRED, file="")
+        count += 1
+    return count
+
+
+def dead_letter_record(
+    *, task_id: str, task_name: str, args: Any, kwargs: Any, exception: str, traceback: str
+) -> DeadLetter:
+    """Keep a task that failed for good where an admin sees it."""
+    return DeadLetter.objects.create(
+        task_id=task_id,
+        task_name=task_name,
+        args=_jsonable(args),
+        kwargs=_jsonable(kwargs),
+        exception=exception[:4000],
+        traceback=traceback[-20000:],
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Task arguments as JSON (they arrived as JSON; anything else becomes its repr)."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value if not isinstance(value, str) else value[:2000]
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)[:2000]

@@ -10,7 +10,7 @@ CLIENTS := tests/interop/clients
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/palimpsest
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup run stack worker beat test test-unit test-integration test-interop lint bench clean
+.PHONY: setup run stack worker beat bench-background test test-unit test-integration test-interop lint bench clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -62,6 +62,11 @@ test: setup lint
 
 bench: setup
 	$(PY) bench/realtime.py
+	$(PY) bench/background.py
+
+# Compaction and export only; BENCH_ARGS=--stack also exports through make stack's processes.
+bench-background: setup
+	$(PY) bench/background.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv var $(CLIENTS)/node_modules

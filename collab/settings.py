@@ -135,7 +135,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        # Celery logs each task's return value on success; export steps return the document
+        # itself, which does not belong in logs. Failures are still logged (tasks/signals.py).
+        "celery.app.trace": {"level": "WARNING"},
+    },
 }
 
 # Realtime limits. Daphne itself caps a WebSocket message at 1 MiB; ours must not exceed it.

@@ -35,6 +35,10 @@ _RETRY: dict[str, Any] = {
 class ExportStep(Task):
     """A step of the export chain: once it fails for good, the export is marked failed."""
 
+    # A step's result is the document (its state, its HTML) and goes straight to the next
+    # step in the chain's message; it is not copied into the results table.
+    ignore_result = True
+
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:

@@ -232,7 +232,10 @@ async def test_a_renderer_error_marks_the_export_failed_with_its_reason(
 ) -> None:
     from tasks.render import pdf
 
+    calls: list[str] = []
+
     def broken(html: str) -> bytes:
+        calls.append(html)
         raise pdf.RenderError("the layout engine gave up on this page")
 
     monkeypatch.setattr(pdf, "html_to_pdf", broken)
@@ -250,7 +253,7 @@ async def test_a_renderer_error_marks_the_export_failed_with_its_reason(
     file = await AsyncClient().get(f"/api/exports/{export['id']}/file", headers=_auth(token))
     assert file.status_code == 409
     # A permanent error is not retried; the failure is kept where an admin sees it.
-    assert shown["attempts"] == 1
+    assert len(calls) == 1 and shown["attempts"] == 1
     letter = await database_sync_to_async(DeadLetter.objects.get)()
     assert letter.task_name == "tasks.tasks.export_render_pdf"
     assert export["id"] in letter.args and "RenderError" in letter.exception

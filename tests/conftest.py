@@ -50,3 +50,17 @@ def node_available() -> None:
     require(
         "Node.js with tests/interop/clients installed", bool(shutil.which("node")) and installed
     )
+
+
+@pytest.fixture(scope="session")
+def wide_fonts_available() -> None:
+    """Fonts for scripts DejaVu lacks (Debian's fonts-noto-cjk and fonts-noto-core)."""
+    import subprocess
+
+    try:
+        found = subprocess.run(
+            ["fc-list", ":lang=zh"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        found = ""
+    require("CJK fonts (apt-get install fonts-noto-cjk fonts-noto-core)", bool(found))

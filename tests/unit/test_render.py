@@ -230,6 +230,15 @@ def test_the_pdf_holds_every_block_in_order() -> None:
         at = found + len(block)
 
 
+def test_text_in_many_scripts_reaches_the_pdf(wide_fonts_available: None) -> None:
+    # Without a font covering a script, its glyphs are missing and the text comes back garbled.
+    lines = ["你好世界", "こんにちは", "안녕하세요", "مرحبا", "नमस्ते", "Ωμέγα", "Привет", "café"]
+    doc = _doc(*[[(line, None)] for line in lines])
+    text = _pdf_text(html_to_pdf(document_html(doc, title="scripts")))
+    for line in lines:
+        assert line in text, (line, text)
+
+
 def test_a_renderer_failure_is_a_render_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(self: Any, *args: Any, **kwargs: Any) -> bytes:
         raise AssertionError("layout exploded")

@@ -30,10 +30,13 @@ class Embedded:
     beat: Any | None
 
     def stop(self) -> None:
-        """Stop beat, then the worker (tasks in flight finish first)."""
+        """Stop beat, then the worker (tasks in flight finish first), then the renderer."""
+        from tasks.render.isolated import shutdown
+
         if self.beat is not None:
             self.beat.stop()
         self.worker.stop(in_sighandler=False)
+        shutdown()
 
 
 def start(*, beat: bool = True, concurrency: int = 2) -> Embedded:

@@ -180,6 +180,9 @@ PALIMPSEST_EXPORT_MAX_CHARS = _env_int("PALIMPSEST_EXPORT_MAX_CHARS", 2_000_000)
 # server process runs a worker and beat on threads over an in-memory broker (collab/embedded.py).
 CELERY_EMBEDDED = not REDIS_URL
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Render PDFs in a child process: needed when the worker is a thread of the server (embedded),
+# where WeasyPrint would otherwise hold the GIL the event loop needs (tasks/render/isolated.py).
+PALIMPSEST_EXPORT_RENDER_IN_CHILD = _env_bool("PALIMPSEST_EXPORT_RENDER_IN_CHILD", CELERY_EMBEDDED)
 # Results go to the database so an admin sees them (django-celery-results).
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True

@@ -165,9 +165,14 @@ def export_render_pdf(*, export_id: str, html: str | None) -> str | None:
             return None
         _progress(export, stage="rendering PDF", progress=50)
     # WeasyPrint loads only where exports are rendered, not in every process that imports us.
-    from tasks.render.pdf import html_to_pdf
+    from tasks.render import pdf as renderer
 
-    pdf = html_to_pdf(html)
+    if settings.PALIMPSEST_EXPORT_RENDER_IN_CHILD:
+        from tasks.render.isolated import html_to_pdf_isolated
+
+        pdf = html_to_pdf_isolated(html)
+    else:
+        pdf = renderer.html_to_pdf(html)
     storage = export_storage()
     staged = f"staging/{export_id}.pdf"
     if storage.exists(staged):

@@ -228,8 +228,10 @@ async def test_an_export_pinned_to_an_old_seq_shows_the_old_text(
 
 
 async def test_a_renderer_error_marks_the_export_failed_with_its_reason(
-    connect: Connect, worker: Any, notes: Any, monkeypatch: pytest.MonkeyPatch
+    connect: Connect, worker: Any, notes: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
+    # The fault is injected into this process, so the renderer must run here too.
+    settings.PALIMPSEST_EXPORT_RENDER_IN_CHILD = False
     from tasks.render import pdf
 
     calls: list[str] = []
@@ -260,8 +262,10 @@ async def test_a_renderer_error_marks_the_export_failed_with_its_reason(
 
 
 async def test_a_transient_failure_is_retried(
-    connect: Connect, worker: Any, notes: Any, monkeypatch: pytest.MonkeyPatch
+    connect: Connect, worker: Any, notes: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
+    # The fault is injected into this process, so the renderer must run here too.
+    settings.PALIMPSEST_EXPORT_RENDER_IN_CHILD = False
     from tasks.render import pdf
 
     real = pdf.html_to_pdf

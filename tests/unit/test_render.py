@@ -246,3 +246,19 @@ def test_a_renderer_failure_is_a_render_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(pdf_module.HTML, "write_pdf", broken)
     with pytest.raises(RenderError, match="layout exploded"):
         html_to_pdf("<p>x</p>")
+
+
+def test_the_child_process_renders_and_reports_failures() -> None:
+    import multiprocessing
+
+    from tasks.render.isolated import html_to_pdf_isolated, shutdown
+
+    try:
+        doc, blocks = every_node_type()
+        pdf = html_to_pdf_isolated(document_html(doc, title="Report"))
+        assert blocks[0] in _pdf_text(pdf)
+        assert multiprocessing.active_children(), "the render did not run in a child process"
+        with pytest.raises(RenderError):
+            html_to_pdf_isolated(None)  # type: ignore[arg-type]
+    finally:
+        shutdown()

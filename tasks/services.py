@@ -145,14 +145,14 @@ def export_render_html(*, export_id: str, state: str | None) -> str | None:
             return None
         _progress(export, stage="laying out", progress=30)
         title = export.document.title
-    from tasks.render.html import document_html
+    from tasks.render.html import document_html, document_text
 
     doc: Doc[Any] = Doc()
     doc.apply_update(base64.b64decode(state))
-    html = document_html(doc, title=title)
-    if len(html) > settings.PALIMPSEST_EXPORT_MAX_CHARS * 4:
-        raise ExportFailed("the document is too large to export")
-    return html
+    size, limit = len(document_text(doc)), settings.PALIMPSEST_EXPORT_MAX_CHARS
+    if size > limit:
+        raise ExportFailed(f"the document has {size:,} characters; exports take at most {limit:,}")
+    return document_html(doc, title=title)
 
 
 def export_render_pdf(*, export_id: str, html: str | None) -> str | None:

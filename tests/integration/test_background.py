@@ -287,6 +287,19 @@ async def test_a_transient_failure_is_retried(
     assert await database_sync_to_async(DeadLetter.objects.count)() == 0
 
 
+async def test_a_document_over_the_size_limit_fails_with_the_reason(
+    connect: Connect, worker: Any, notes: Any, settings: Any
+) -> None:
+    settings.PALIMPSEST_EXPORT_MAX_CHARS = 50
+    alice, token = await make_user("alice")
+    document = await make_document(alice)
+    await _send_doc(connect, document.id, token, every_node_type()[0])
+    inbox = await notes(token)
+    await _request_export(token, document.id)
+    failed = await inbox.next("export.failed")
+    assert "exports take at most 50" in failed["export"]["error"]
+
+
 async def _typed(connect: Connect, document_id: Any, token: str, words: list[str]) -> Any:
     """A writer that typed `words`, one update each, and is still connected."""
     peer = await connect(document_id, token)

@@ -128,7 +128,9 @@ def export_read_state(*, export_id: str) -> str | None:
         export.started_at = export.started_at or timezone.now()
         export.save(update_fields=["status", "attempts", "started_at"])
         _progress(export, stage="reading the log", progress=10)
-        replay = document_replay(document_id=export.document_id, at_seq=export.at_seq)
+        document_id, at_seq = export.document_id, export.at_seq
+    # Outside the transaction: on SQLite it holds the write lock the event log needs.
+    replay = document_replay(document_id=document_id, at_seq=at_seq)
     doc: Doc[Any] = Doc()
     for update in replay.updates:
         doc.apply_update(update)

@@ -6,6 +6,7 @@ node types become tags, and nothing that makes a renderer fetch a resource is ev
 
 from __future__ import annotations
 
+import json
 import re
 from html import escape
 from typing import Any
@@ -17,8 +18,14 @@ from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 MAX_DEPTH = 100
 _LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 _LANGUAGE = re.compile(r"[A-Za-z0-9_+-]{1,32}")
-# Control characters and whitespace browsers strip from a URL before reading its scheme.
-_URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
+# Browsers strip C0 controls and spaces around a URL and drop tabs and newlines inside it
+# before reading its scheme. Do the same (and drop every other control, which no valid URL
+# holds) so the scheme checked here is the scheme a PDF reader or browser would follow.
+_URL_EDGES = "".join(map(chr, range(0x21)))
+_URL_CONTROLS = re.compile(r"[\x00-\x1f\x7f]+")
+# y-prosemirror keys a mark that may overlap itself as "<name>--<8-char hash>".
+_HASHED_MARK = re.compile(r"(.*)--[A-Za-z0-9+/=]{8}")
+_NUMBER = re.compile(r"[+-]?\d{1,12}(\.\d*)?")
 _BLOCKS = {"paragraph": "p", "blockquote": "blockquote", "bulletList": "ul", "listItem": "li"}
 # Mark → tag, outermost first, so nesting is the same whatever order the attributes come in.
 _MARKS = (("bold", "strong"), ("italic", "em"), ("underline", "u"), ("strike", "s"))
@@ -108,11 +115,11 @@ def _text_html(node: XmlText) -> str:
         if not isinstance(insert, str):
             continue  # embeds carry no text
         html = escape(insert)
-        marks = attrs or {}
-        if marks.get("code"):
+        marks = _marks(attrs)
+        if "code" in marks:
             html = f"<code>{html}</code>"
         for mark, tag in reversed(_MARKS):
-            if marks.get(mark):
+            if mark in marks:
                 html = f"<{tag}>{html}</{tag}>"
         href = _safe_href(marks.get("link"))
         if href is not None:
@@ -121,12 +128,30 @@ def _text_html(node: XmlText) -> str:
     return "".join(out)
 
 
+def _marks(attrs: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's marks by name, with y-prosemirror's overlap hashes taken off."""
+    # y-prosemirror stores a mark's attrs as its value: {} for bold. Any value but None or
+    # False means the mark is on.
+    marks: dict[str, Any] = {}
+    for key, value in (attrs or {}).items():
+        if value is None or value is False:
+            continue
+        hashed = _HASHED_MARK.fullmatch(key)
+        marks[hashed.group(1) if hashed else key] = value
+    return marks
+
+
 def _safe_href(link: Any) -> str | None:
     """The link's href if its scheme is http, https or mailto; else None."""
+    if isinstance(link, str) and link.lstrip().startswith("{"):
+        try:
+            link = json.loads(link)
+        except ValueError:
+            return None
     href = link.get("href") if isinstance(link, dict) else link
     if not isinstance(href, str) or len(href) > 4000:
         return None
-    cleaned = _URL_NOISE.sub("", href)
+    cleaned = _URL_CONTROLS.sub("", href.strip(_URL_EDGES))
     try:
         scheme = urlsplit(cleaned).scheme.lower()
     except ValueError:
@@ -140,13 +165,20 @@ def _tag(node: XmlElement | XmlFragment) -> str | None:
 
 
 def _int_attr(node: XmlElement, name: str, *, default: int, low: int, high: int) -> int:
-    """A numeric attribute as an int within [low, high], or the default."""
+    """A numeric attribute as an int clamped to [low, high]; anything else gives the default."""
     value = node.attributes.get(name)
-    try:
-        number = int(float(value)) if value is not None else default
-    except (TypeError, ValueError, OverflowError):
+    # Only a number reaches the markup: "1 onclick=x" or "1e999" gives the default.
+    if isinstance(value, str):
+        value = value.strip()
+        if not _NUMBER.fullmatch(value):
+            return default
+    elif not isinstance(value, int | float):
         return default
-    return number if low <= number <= high else default
+    try:
+        number = int(float(value))
+    except (ValueError, OverflowError):
+        return default
+    return min(max(number, low), high)
 
 
 def _plain(node: Node, depth: int = 0) -> str:

@@ -46,7 +46,10 @@ def html_to_pdf(html: str) -> bytes:
     try:
         pdf = HTML(string=html, base_url=None, url_fetcher=DenyAllFetcher()).write_pdf()
     except Exception as exc:
-        raise RenderError(f"the PDF renderer failed: {type(exc).__name__}: {exc}") from exc
+        # A short reason only: the exception text may quote the document, and it gets logged.
+        raise RenderError(
+            f"the PDF renderer failed: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from exc
     if not pdf:
         raise RenderError("the PDF renderer produced nothing")
     return bytes(pdf)

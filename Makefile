@@ -6,11 +6,13 @@ PIP     := .venv/bin/pip
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 CLIENTS := tests/interop/clients
+FRONTEND := frontend
+BUNDLE  := $(FRONTEND)/static/frontend/editor.js
 # Where the Redis + PostgreSQL pass of the integration tests connects.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/palimpsest
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup run stack worker beat bench-background test test-unit test-integration test-interop lint bench clean
+.PHONY: setup frontend run stack worker beat bench-background test test-unit test-integration test-interop test-browser test-js lint bench clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -22,16 +24,27 @@ $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-l
 	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: .venv/.installed $(CLIENTS)/node_modules/.installed
+$(FRONTEND)/node_modules/.installed: $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The browser app: esbuild bundles frontend/src into frontend/static/frontend (prints sizes).
+$(BUNDLE): $(FRONTEND)/node_modules/.installed $(FRONTEND)/build.mjs $(wildcard $(FRONTEND)/src/*)
+	cd $(FRONTEND) && npm run --silent build
+
+frontend: $(BUNDLE)
+
+setup: .venv/.installed $(CLIENTS)/node_modules/.installed $(BUNDLE)
 
 # Embedded default: the Celery worker and beat run on threads of the server process.
-run: .venv/.installed
+run: .venv/.installed $(BUNDLE)
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py setup_periodic_tasks
 	exec $(PY) -m collab.server -b $(HOST) -p $(PORT) collab.asgi:application
 
 # The docker-compose topology as separate processes (needs REDIS_URL and DATABASE_URL).
-stack: .venv/.installed
+stack: .venv/.installed $(BUNDLE)
 	exec $(PY) -m collab.stack --host $(HOST) --port $(PORT)
 
 worker: .venv/.installed
@@ -56,8 +69,16 @@ test-integration: .venv/.installed
 test-interop: setup
 	$(PY) -m pytest tests/interop -q
 
-test: setup lint
-	$(PY) -m pytest tests/unit tests/integration tests/interop -q
+# Browser tests: Debian's Chromium (/usr/bin/chromium) driven by Playwright, never a downloaded one.
+test-browser: setup
+	$(PY) -m pytest tests/browser -q
+
+# Unit tests of the browser app's own logic (node:test, no browser).
+test-js: $(FRONTEND)/node_modules/.installed
+	cd $(FRONTEND) && npm test --silent
+
+test: setup lint test-js
+	$(PY) -m pytest tests/unit tests/integration tests/interop tests/browser -q
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest tests/integration -q
 
 bench: setup

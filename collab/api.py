@@ -153,6 +153,20 @@ def show_document(request: HttpRequest, doc_id: str) -> dict[str, Any]:
     return _out(document, role)
 
 
+@api.patch(
+    "/docs/{doc_id}",
+    response={200: DocumentOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+)
+def rename_document(request: HttpRequest, doc_id: str, body: DocumentIn) -> Status[dict[str, Any]]:
+    """The owner or an editor renames the document."""
+    document, role = _readable(request, doc_id)
+    try:
+        services.document_rename(document=document, by=_user(request), title=body.title)
+    except ValueError as exc:
+        return Status(400, {"detail": str(exc)})
+    return Status(200, _out(document, role))
+
+
 @api.post(
     "/docs/{doc_id}/members",
     response={201: MemberOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},

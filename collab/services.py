@@ -45,6 +45,24 @@ def document_create(*, owner: User, title: str) -> Document:
     return document
 
 
+TITLE_MAX = 200
+
+
+def document_rename(*, document: Document, by: User, title: str) -> Document:
+    """Give `document` a new title; its owner and editors may."""
+    role = Membership.objects.filter(document=document, user_id=by.pk).values_list(
+        "role", flat=True
+    )
+    if not role or role[0] not in (Role.OWNER, Role.EDITOR):
+        raise PermissionDenied("only the owner and editors may rename this document")
+    title = title.strip()
+    if not 1 <= len(title) <= TITLE_MAX:
+        raise ValueError(f"a title has 1 to {TITLE_MAX} characters")
+    document.title = title
+    document.save(update_fields=["title", "updated_at"])
+    return document
+
+
 @transaction.atomic
 def member_add(*, document: Document, by: User, user: User, role: str) -> Membership:
     """Share `document` with `user` as editor or viewer; only the owner may."""

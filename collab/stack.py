@@ -44,7 +44,11 @@ def main(argv: list[str]) -> int:
         print("make stack needs REDIS_URL and DATABASE_URL", file=sys.stderr)
         return 2
     py = sys.executable
-    for step in (["migrate", "--noinput"], ["setup_periodic_tasks"]):
+    for step in (
+        ["migrate", "--noinput"],
+        ["setup_periodic_tasks"],
+        ["collectstatic", "--noinput", "-v", "0"],
+    ):
         subprocess.run([py, "manage.py", *step], check=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False

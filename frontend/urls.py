@@ -6,5 +6,8 @@ from frontend import views
 
 urlpatterns = [
     path("", views.document_list_page, name="home"),
+    path("docs/new", views.document_create_view, name="document-create"),
     path("docs/<uuid:doc_id>", views.editor_page, name="editor"),
+    path("docs/<uuid:doc_id>/rename", views.document_rename_view, name="document-rename"),
+    path("docs/<uuid:doc_id>/members", views.member_add_view, name="member-add"),
 ]

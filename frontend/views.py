@@ -1,28 +1,145 @@
-"""Browser pages: thin views over collab selectors."""
+"""Browser pages: thin views over collab selectors and services."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.middleware.csrf import get_token
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
-from collab import selectors
+from collab import selectors, services
+from collab.models import Document, Role
+from frontend.forms import ShareForm, TitleForm
 
 
+def _user(request: HttpRequest) -> User:
+    """The logged-in user (login_required has checked)."""
+    return request.user  # type: ignore[return-value]
+
+
+def _readable(request: HttpRequest, doc_id: uuid.UUID) -> tuple[Document, str]:
+    """A document the user may read and their role; 404 for strangers, as the API does."""
+    document = selectors.document_get(user=_user(request), document_id=doc_id)
+    role = selectors.document_role(user=_user(request), document_id=doc_id)
+    if document is None or role is None:
+        raise Http404("no such document")
+    return document, role
+
+
+def _form_errors(request: HttpRequest, form: TitleForm | ShareForm) -> None:
+    """Show a form's errors on the next page."""
+    for field, errors in form.errors.items():
+        for error in errors:
+            messages.error(request, f"{field}: {error}")
+
+
+@require_GET
 @login_required
 def document_list_page(request: HttpRequest) -> HttpResponse:
-    """The documents the user may open."""
-    documents = selectors.document_list(user=request.user)  # type: ignore[arg-type]
-    return render(request, "frontend/document_list.html", {"documents": documents})
+    """The documents the user may open, and a form to create one."""
+    user = _user(request)
+    documents = selectors.document_list(user=user).prefetch_related("memberships")
+    rows = [
+        (d, next((m.role for m in d.memberships.all() if m.user_id == user.pk), ""))
+        for d in documents
+    ]
+    return render(request, "frontend/document_list.html", {"rows": rows, "form": TitleForm()})
 
 
+@require_POST
+@login_required
+def document_create_view(request: HttpRequest) -> HttpResponse:
+    """Create a document from the list page and open it."""
+    form = TitleForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("home")
+    document = services.document_create(owner=_user(request), title=form.cleaned_data["title"])
+    return redirect("editor", doc_id=document.id)
+
+
+@require_GET
 @login_required
 def editor_page(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
-    """The editor for one document (the full TipTap app comes with the browser-app issue)."""
-    document = selectors.document_get(user=request.user, document_id=doc_id)  # type: ignore[arg-type]
-    if document is None:
-        raise Http404("no such document")
-    role = selectors.document_role(user=request.user, document_id=doc_id)  # type: ignore[arg-type]
-    return render(request, "frontend/editor.html", {"document": document, "role": role})
+    """The TipTap editor for one document; the app reads its settings from `config`."""
+    document, role = _readable(request, doc_id)
+    user = _user(request)
+    config: dict[str, Any] = {
+        "document": str(document.id),
+        "title": document.title,
+        "role": role,
+        "user": {"id": user.pk, "name": user.get_username()},
+        "csrfToken": get_token(request),
+        "paths": {
+            "docs": "/ws/docs",
+            "notifications": "/ws/notifications",
+            "exports": f"/api/docs/{document.id}/exports",
+            "exportStatus": "/api/exports/",
+        },
+    }
+    members = selectors.document_members(document=document) if role == Role.OWNER else []
+    return render(
+        request,
+        "frontend/editor.html",
+        {
+            "document": document,
+            "role": role,
+            "config": config,
+            "may_rename": role in (Role.OWNER, Role.EDITOR),
+            "may_share": role == Role.OWNER,
+            "members": members,
+            "rename_form": TitleForm(initial={"title": document.title}),
+            "share_form": ShareForm(),
+        },
+    )
+
+
+@require_POST
+@login_required
+def document_rename_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
+    """The owner or an editor renames the document."""
+    document, _ = _readable(request, doc_id)
+    form = TitleForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("editor", doc_id=doc_id)
+    try:
+        services.document_rename(
+            document=document, by=_user(request), title=form.cleaned_data["title"]
+        )
+    except services.PermissionDenied as exc:
+        messages.error(request, str(exc))
+        return redirect("editor", doc_id=doc_id)
+    messages.success(request, "Renamed.")
+    return redirect("editor", doc_id=doc_id)
+
+
+@require_POST
+@login_required
+def member_add_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
+    """The owner shares the document with a user as editor or viewer."""
+    document, _ = _readable(request, doc_id)
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("editor", doc_id=doc_id)
+    username = form.cleaned_data["username"]
+    user = selectors.user_by_username(username=username)
+    if user is None:
+        messages.error(request, f"There is no user named {username!r}.")
+        return redirect("editor", doc_id=doc_id)
+    try:
+        membership = services.member_add(
+            document=document, by=_user(request), user=user, role=form.cleaned_data["role"]
+        )
+    except (services.PermissionDenied, ValueError) as exc:
+        messages.error(request, str(exc))
+        return redirect("editor", doc_id=doc_id)
+    messages.success(request, f"Shared with {username} as {membership.role}.")
+    return redirect("editor", doc_id=doc_id)

@@ -1,0 +1,217 @@
+// The editor page: TipTap on XmlFragment("default") of a Y.Doc that the stock y-websocket
+// provider syncs with /ws/docs/{id} and y-indexeddb keeps in this browser for offline work.
+import { Editor } from '@tiptap/core'
+import StarterKit from '@tiptap/starter-kit'
+import Collaboration from '@tiptap/extension-collaboration'
+import CollaborationCaret from '@tiptap/extension-collaboration-caret'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { IndexeddbPersistence } from 'y-indexeddb'
+
+import { userColor } from './colors.js'
+import { LABELS, connectionState } from './connection.js'
+import { ExportFlow, exportView } from './exporter.js'
+import { NotificationSocket, toastFor } from './notifications.js'
+import { ClientNames, presentUsers } from './presence.js'
+import { SaveTracker, trackingWebSocket } from './saved.js'
+import { showToast } from './toasts.js'
+import { mountToolbar } from './toolbar.js'
+
+const CONFIRM_EVERY_MS = 400
+
+const config = JSON.parse(document.getElementById('palimpsest-config').textContent)
+const root = document.getElementById('editor-app')
+const $ = (testid) => root.querySelector(`[data-testid="${testid}"]`)
+const toasts = $('toasts')
+const writable = config.role !== 'viewer'
+const me = { name: config.user.name, color: userColor(config.user.name) }
+const wsOrigin = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
+
+const ydoc = new Y.Doc()
+const view = { status: 'connecting', online: navigator.onLine, everConnected: false, closed: false }
+const tracker = new SaveTracker(() => renderSaved())
+let provider = null
+
+// Counted before the provider exists, so edits loaded from this browser's store count too:
+// they may never have reached the server.
+ydoc.on('update', (_update, origin) => {
+  if (provider !== null && origin === provider) return
+  tracker.edited()
+  askForConfirmation()
+})
+
+// One store per user and document: on a shared browser, one person's offline edits must
+// never be sent under another's name.
+const idbName = `palimpsest:${config.user.id}:${config.document}`
+root.dataset.idb = idbName
+const persistence = new IndexeddbPersistence(idbName, ydoc)
+let storeWorks = true
+
+provider = new WebsocketProvider(wsOrigin + config.paths.docs, config.document, ydoc, {
+  connect: false,
+  // The server is the one authority on what a tab may write; tabs don't talk to each other.
+  disableBc: true,
+  WebSocketPolyfill: trackingWebSocket(tracker, ydoc),
+})
+
+const editor = new Editor({
+  element: $('editor'),
+  editable: writable,
+  extensions: [
+    // The collaboration extension brings its own undo (Yjs UndoManager): it undoes only
+    // this user's edits, never a collaborator's.
+    StarterKit.configure({ undoRedo: false, link: { openOnClick: false } }),
+    Collaboration.configure({ document: ydoc, field: 'default' }),
+    CollaborationCaret.configure({ provider, user: me }),
+  ],
+  editorProps: {
+    attributes: {
+      'aria-label': `${config.title} (${writable ? 'editable' : 'read only'})`,
+      'aria-multiline': 'true',
+      role: 'textbox',
+      class: 'prose',
+    },
+  },
+})
+$('editor').querySelector('.loading')?.remove()
+if (writable) mountToolbar($('toolbar'), editor)
+
+// --- connection and saved state -------------------------------------------------------
+
+function renderConnection () {
+  const state = connectionState(view)
+  const element = $('connection')
+  element.dataset.state = state
+  element.textContent = LABELS[state]
+}
+
+function renderSaved () {
+  const element = $('saved')
+  const unsaved = tracker.unsaved
+  element.dataset.state = unsaved ? 'unsaved' : 'saved'
+  if (!unsaved) element.textContent = 'All changes saved'
+  else if (storeWorks) element.textContent = 'Unsaved changes (kept in this browser)'
+  else element.textContent = 'Unsaved changes'
+}
+
+let confirmTimer = null
+/** Ask the server to confirm recent edits, at most every CONFIRM_EVERY_MS while typing. */
+function askForConfirmation () {
+  if (confirmTimer !== null) return
+  confirmTimer = setTimeout(() => {
+    confirmTimer = null
+    provider.ws?.confirm?.()
+  }, CONFIRM_EVERY_MS)
+}
+
+function markReady () {
+  if (root.dataset.ready === 'true') return
+  root.dataset.ready = 'true'
+  $('editor').setAttribute('aria-busy', 'false')
+}
+
+provider.on('status', ({ status }) => {
+  view.status = status
+  if (status === 'connected') {
+    view.everConnected = true
+    view.closed = false
+  }
+  renderConnection()
+})
+provider.on('sync', (synced) => {
+  if (synced) markReady()
+})
+provider.on('closed', ({ code, reason }) => {
+  // A 44xx close: the server refused something for good; reconnecting would repeat it.
+  view.closed = true
+  renderConnection()
+  showToast(toasts, { text: `The server closed the connection: ${reason || 'no reason given'} (${code}). Reload the page to try again.`, kind: 'error' })
+})
+
+// Going offline closes the socket at once instead of waiting for it to time out, and the
+// edits made meanwhile stay in IndexedDB until the connection is back.
+window.addEventListener('offline', () => {
+  view.online = false
+  provider.disconnect()
+  notifications.close()
+  renderConnection()
+})
+window.addEventListener('online', () => {
+  view.online = true
+  provider.connect()
+  notifications.connect()
+  renderConnection()
+})
+window.addEventListener('beforeunload', (event) => {
+  // Only when this browser could not keep the edits: otherwise they sync on the next visit.
+  if (tracker.unsaved && !storeWorks) event.preventDefault()
+})
+
+persistence.whenSynced.then(
+  () => {
+    if (!navigator.onLine) markReady() // offline: what this browser kept is all there is
+  },
+  () => {
+    storeWorks = false
+    showToast(toasts, { text: 'This browser cannot keep offline edits (storage unavailable); stay online while editing.', kind: 'error' })
+  },
+).finally(() => {
+  renderSaved()
+  if (navigator.onLine) provider.connect()
+})
+
+// --- who is here ----------------------------------------------------------------------
+
+const clientNames = new ClientNames()
+function renderPresence () {
+  const states = provider.awareness.getStates()
+  clientNames.note(states)
+  const list = $('presence')
+  list.replaceChildren(...presentUsers(states, ydoc.clientID).map((person) => {
+    const item = document.createElement('li')
+    item.dataset.user = person.name
+    const dot = document.createElement('span')
+    dot.className = 'presence__dot'
+    dot.style.backgroundColor = person.color
+    dot.setAttribute('aria-hidden', 'true')
+    item.append(dot, document.createTextNode(person.self ? `${person.name} (you)` : person.name))
+    return item
+  }))
+}
+provider.awareness.on('change', renderPresence)
+renderPresence()
+
+// --- export and notifications ---------------------------------------------------------
+
+const exportStatus = $('export-status')
+const exportButton = $('export')
+const exports = new ExportFlow({
+  startUrl: config.paths.exports,
+  statusUrl: config.paths.exportStatus,
+  csrfToken: config.csrfToken,
+  onChange: (exp) => {
+    const shown = exportView(exp)
+    exportStatus.hidden = false
+    exportStatus.dataset.state = shown.state
+    exportStatus.querySelector('progress').value = shown.progress
+    exportStatus.querySelector('.export-status__text').textContent = shown.text
+    const link = $('export-download')
+    link.hidden = !shown.downloadUrl
+    if (shown.downloadUrl) link.href = shown.downloadUrl
+    exportButton.disabled = shown.state === 'pending' || shown.state === 'running'
+  },
+})
+exportButton.addEventListener('click', () => exports.start())
+
+const notifications = new NotificationSocket(wsOrigin + config.paths.notifications, {
+  documentId: config.document,
+  onEvent: (event) => {
+    exports.handle(event)
+    const toast = toastFor(event, { documentId: config.document, namesOf: (ids) => clientNames.namesOf(ids) })
+    if (toast) showToast(toasts, toast)
+  },
+})
+if (navigator.onLine) notifications.connect()
+
+renderConnection()
+renderSaved()

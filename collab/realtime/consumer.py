@@ -48,6 +48,7 @@ class DocumentConsumer(AsyncConsumer):
     can_write: bool = False
     room: Room | None = None
     user_id: int | None = None
+    user_name: str | None = None
     # The Yjs client id this connection announced in its awareness, stamped on its events.
     yjs_client_id: int | None = None
     # Set once we close the socket: frames already in flight are then ignored.
@@ -97,6 +98,7 @@ class DocumentConsumer(AsyncConsumer):
             raise StopConsumer()
         document_id = uuid.UUID(raw_id)
         self.user_id = user.pk
+        self.user_name = user.get_username()
         self.can_write = role in WRITE_ROLES
         await self.send({"type": "websocket.accept"})
         try:
@@ -175,7 +177,9 @@ class DocumentConsumer(AsyncConsumer):
             # a stock client merely echoes back and must not overwrite).
             return not room.replica.knows_awareness_of(client_id)
 
-        entries, update = room.replica.apply_awareness(payload, self, may_speak_for)
+        entries, update = room.replica.apply_awareness(
+            payload, self, may_speak_for, user_name=self.user_name
+        )
         if update is None:
             return
         # Only a live state claims an id: echoed removals of departed clients claim nothing.

@@ -93,19 +93,27 @@ class Replica:
         return encode_sync_step2(update)
 
     def apply_awareness(
-        self, payload: bytes, origin: object, may_speak_for: Callable[[int], bool]
+        self,
+        payload: bytes,
+        origin: object,
+        may_speak_for: Callable[[int], bool],
+        user_name: str | None = None,
     ) -> tuple[list[AwarenessEntry], bytes | None]:
         """Apply the entries a client may speak for; those entries and the update to relay.
 
         Stock y-websocket clients echo every awareness change they see, other clients' too,
         including removals after their own 30 s timeout; entries for ids another connection
         owns are dropped here so nobody can rename or erase someone else's caret.
+        With `user_name`, each state's `user.name` (the name carets and who-is-here lists
+        show) is set to it, so nobody can appear under someone else's name.
         """
         entries = decode_awareness(payload)  # strict check first: pycrdt trusts its input
         kept = [entry for entry in entries if may_speak_for(entry.client_id)]
         if not kept:
             return [], None
-        if len(kept) != len(entries):
+        named = kept if user_name is None else [_named(entry, user_name) for entry in kept]
+        if len(kept) != len(entries) or any(a is not b for a, b in zip(named, kept, strict=True)):
+            kept = named
             payload = _encode_awareness(kept)
         self.awareness.apply_awareness_update(payload, origin)
         return kept, payload
@@ -128,6 +136,18 @@ class Replica:
             return None
         self.awareness.remove_awareness_states(present, origin)
         return self.awareness.encode_awareness_update(present)
+
+
+def _named(entry: AwarenessEntry, user_name: str) -> AwarenessEntry:
+    """The entry with `user.name` set to `user_name`; the same object when it already is."""
+    state = entry.state
+    if state is None:
+        return entry
+    user = state.get("user")
+    if isinstance(user, dict) and user.get("name") == user_name:
+        return entry
+    user = {**user, "name": user_name} if isinstance(user, dict) else {"name": user_name}
+    return AwarenessEntry(entry.client_id, entry.clock, {**state, "user": user})
 
 
 def _encode_awareness(entries: list[AwarenessEntry]) -> bytes:

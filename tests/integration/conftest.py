@@ -31,6 +31,18 @@ def _backends(request: pytest.FixtureRequest) -> None:
         assert "Redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
 
 
+@pytest.fixture(autouse=True)
+def _plain_static(settings: Any) -> None:
+    """Pages link the bundle without the hashed manifest `collectstatic` writes for `make run`.
+
+    The browser tests run `collectstatic` and get the hashed, compressed files.
+    """
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 async def hub() -> AsyncIterator[Any]:
     """This loop's hub, shut down (appends drained, connections closed) after the test."""

@@ -18,15 +18,6 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "correct-horse-1"
 
 
-@pytest.fixture(autouse=True)
-def _plain_static(settings: Any) -> None:
-    """Pages link the bundle without the hashed manifest `collectstatic` writes for `make run`."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 def _client(name: str) -> tuple[Any, Client]:
     """A user and a browser logged in as them."""
     user = get_user_model().objects.create_user(username=name, password=PASSWORD)

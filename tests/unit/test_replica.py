@@ -139,3 +139,31 @@ def test_updates_parked_on_a_missing_one_are_served_once_it_arrives() -> None:
     replayed = Replica()
     replayed.load([updates[i] for i in order])
     assert str(replayed.doc.get("text", type=Text)) == "aZbcXY"
+
+
+def test_awareness_names_are_the_server_s_not_the_client_s() -> None:
+    doc = Doc()
+    awareness = Awareness(doc)
+    awareness.set_local_state({"user": {"name": "alice", "color": "#123456"}, "cursor": None})
+    replica = Replica()
+    honest = awareness.encode_awareness_update([doc.client_id])
+    entries, relay = replica.apply_awareness(honest, "conn", lambda cid: True, user_name="alice")
+    assert relay == honest  # a truthful state is relayed as it came, without re-encoding
+
+    awareness.set_local_state({"user": {"name": "the admin", "color": "#123456"}})
+    entries, relay = replica.apply_awareness(
+        awareness.encode_awareness_update([doc.client_id]), "conn", lambda cid: True, "mallory"
+    )
+    assert relay is not None
+    assert decode_awareness(relay)[0].state == {"user": {"name": "mallory", "color": "#123456"}}
+    assert entries[0].state == {"user": {"name": "mallory", "color": "#123456"}}
+    listing = replica.awareness_message()
+    assert listing is not None
+    assert decode_awareness(parse_frame(listing).payload)[0].state["user"]["name"] == "mallory"
+
+    awareness.set_local_state({"user": "not an object"})
+    _, relay = replica.apply_awareness(
+        awareness.encode_awareness_update([doc.client_id]), "conn", lambda cid: True, "mallory"
+    )
+    assert relay is not None
+    assert decode_awareness(relay)[0].state == {"user": {"name": "mallory"}}

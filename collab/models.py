@@ -86,3 +86,21 @@ class PresenceSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} on {self.document_id}"
+
+
+class Version(models.Model):
+    """A name for the document as it was right after event `seq` ("sent to client")."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
+    seq = models.PositiveBigIntegerField()
+    label = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["document", "seq", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.document_id}@{self.seq})"

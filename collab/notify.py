@@ -7,6 +7,7 @@ nobody hears of a state the database may still roll back.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
 from collections.abc import Iterable
@@ -75,7 +76,12 @@ def _deliver(sends: list[tuple[str, dict[str, Any]]]) -> None:
             loop = _server_loop
             if loop is None or loop.is_closed():
                 return  # no socket was ever served here, so nobody can be listening
-            loop.call_soon_threadsafe(_start_local_sends, layer, sends)
+            # A fresh context: the committing thread's would tell asgiref that the loop's work
+            # already runs in its single thread executor, and the hub's own database calls
+            # (a room catching up after a restore) would be refused as a deadlock.
+            loop.call_soon_threadsafe(
+                _start_local_sends, layer, sends, context=contextvars.Context()
+            )
         else:
             async_to_sync(_send_all)(layer, sends)
     except Exception:

@@ -177,6 +177,9 @@ PALIMPSEST_ROOM_IDLE_SECONDS = float(os.environ.get("PALIMPSEST_ROOM_IDLE_SECOND
 PALIMPSEST_PRESENCE_STALE_SECONDS = _env_int("PALIMPSEST_PRESENCE_STALE_SECONDS", 300)
 # A document's log tail (events after its newest snapshot) that asks for a compaction.
 PALIMPSEST_COMPACT_TAIL_EVENTS = _env_int("PALIMPSEST_COMPACT_TAIL_EVENTS", 1000)
+# Every this many events a snapshot is kept as a checkpoint, so reading the document after
+# any event replays at most this many events on top of one snapshot.
+PALIMPSEST_CHECKPOINT_EVENTS = _env_int("PALIMPSEST_CHECKPOINT_EVENTS", 1000)
 # How long a finished export's file can be downloaded before beat deletes it.
 PALIMPSEST_EXPORT_KEEP_SECONDS = _env_int("PALIMPSEST_EXPORT_KEEP_SECONDS", 24 * 3600)
 # Exports are stored here (a Django storage location; the admin and the API serve them).

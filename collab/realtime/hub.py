@@ -285,13 +285,21 @@ class Hub:
         future.add_done_callback(_log_failure)
 
     async def on_room_message(self, message: dict[str, Any]) -> None:
-        """A message for a document's rooms from a task: purged sessions lose their carets."""
+        """A message for a document's rooms from a service: purged sessions lose their carets;
+        `doc.catchup` (an event appended outside the rooms, e.g. a restore) is applied and
+        relayed."""
         try:
             document_id = uuid.UUID(hex=str(message.get("doc")))
         except ValueError:
             return
         room = self.rooms.get(document_id)
-        if room is None or room.closed or message.get("type") != "doc.purged":
+        if room is None or room.closed:
+            return
+        if message.get("type") == "doc.catchup":
+            if room.ready.done():
+                await self._catch_up_room(room)
+            return
+        if message.get("type") != "doc.purged":
             return
         # A purged client id now spoken for by a live local connection is not a ghost.
         ids = [
@@ -314,7 +322,7 @@ class Hub:
         room = self.rooms.get(document_id)
         if room is None or room.closed or not room.ready.done():
             return
-        if message.get("type") == "doc.purged":
+        if message.get("type") in ("doc.purged", "doc.catchup"):
             await self.on_room_message(message)
         elif message.get("type") == "doc.updates":
             await self._apply_logged(room, [(int(s), bytes(u)) for s, u in message["events"]])
@@ -436,10 +444,14 @@ class Hub:
         )
         for room in rooms:
             if heads.get(room.document_id, 0) > room.seqs.contiguous:
-                missed = await database_sync_to_async(events_after)(
-                    document_id=room.document_id, after_seq=room.seqs.contiguous
-                )
-                await self._apply_logged(room, missed)
+                await self._catch_up_room(room)
+
+    async def _catch_up_room(self, room: Room) -> None:
+        """Apply and relay the room's logged events it has not seen."""
+        missed = await database_sync_to_async(events_after)(
+            document_id=room.document_id, after_seq=room.seqs.contiguous
+        )
+        await self._apply_logged(room, missed)
 
     async def shutdown(self) -> None:
         """Finish pending appends, stop background work and release the writer's connection."""

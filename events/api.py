@@ -1,0 +1,208 @@
+"""History endpoints: thin views over events.history (mounted on the project's API).
+
+Members read history; owners and editors restore and name versions. Strangers get 404, as
+for every document endpoint.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from django.contrib.auth.models import User
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from ninja.responses import Status
+from pydantic import Field
+
+from collab import selectors
+from collab.models import Document
+from collab.services import NotFound, PermissionDenied
+from events import history
+from events.selectors import document_head
+
+router = Router(tags=["history"])
+
+
+class HistoryEventOut(Schema):
+    """One event: who, when, how big, what kind."""
+
+    seq: int
+    actor: str | None
+    created_at: datetime
+    size: int
+    kind: str
+
+
+class HistoryOut(Schema):
+    """A page of events; ask again with `after=next_after` while it is not null."""
+
+    events: list[HistoryEventOut]
+    head: int
+    next_after: int | None
+
+
+class HistoryQuery(Schema):
+    """Which page."""
+
+    after: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=history.HISTORY_PAGE_MAX)
+
+
+class ContentQuery(Schema):
+    """Which version and how."""
+
+    at: int | None = Field(default=None, ge=0)
+    format: Literal["html", "text"] = "html"
+
+
+class ContentOut(Schema):
+    """The document right after event `seq`."""
+
+    seq: int
+    format: str
+    content: str
+
+
+class RestoreIn(Schema):
+    """The seq whose version to bring back."""
+
+    seq: int = Field(ge=0)
+
+
+class RestoreOut(Schema):
+    """The event the restore appended (null: the content already was that version)."""
+
+    seq: int | None
+    restored_to: int
+
+
+class VersionIn(Schema):
+    """Name the document as it was after `seq`."""
+
+    seq: int = Field(ge=0)
+    label: str = Field(min_length=1, max_length=200)
+
+
+class VersionOut(Schema):
+    """A named version."""
+
+    id: int
+    seq: int
+    label: str
+    created_by: str | None
+    created_at: datetime
+
+
+class ErrorOut(Schema):
+    """An error."""
+
+    detail: Any
+
+
+def _readable(request: HttpRequest, doc_id: str) -> Document:
+    """A document the caller may read, or 404."""
+    user: User = request.auth  # type: ignore[attr-defined]
+    document = selectors.document_get(user=user, document_id=doc_id)
+    if document is None:
+        raise NotFound("no such document")
+    return document
+
+
+def _version_out(version: Any) -> dict[str, Any]:
+    """A version's public shape."""
+    return {
+        "id": version.pk,
+        "seq": version.seq,
+        "label": version.label,
+        "created_by": version.created_by.get_username() if version.created_by else None,
+        "created_at": version.created_at,
+    }
+
+
+@router.get("/docs/{doc_id}/history", response={200: HistoryOut, 401: ErrorOut, 404: ErrorOut})
+def list_history(request: HttpRequest, doc_id: str, query: Query[HistoryQuery]) -> dict[str, Any]:
+    """The document's events, oldest first, a page at a time."""
+    document = _readable(request, doc_id)
+    events = history.document_history(document_id=document.id, after=query.after, limit=query.limit)
+    head = document_head(document_id=document.id)
+    last = events[-1].seq if events else query.after
+    return {
+        "events": [_entry(e) for e in events],
+        "head": head,
+        "next_after": last if last < head else None,
+    }
+
+
+def _entry(entry: history.HistoryEntry) -> dict[str, Any]:
+    """A history entry's public shape."""
+    return {
+        "seq": entry.seq,
+        "actor": entry.actor,
+        "created_at": entry.created_at,
+        "size": entry.size,
+        "kind": entry.kind,
+    }
+
+
+@router.get(
+    "/docs/{doc_id}/content",
+    response={200: ContentOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
+)
+def show_content(
+    request: HttpRequest, doc_id: str, query: Query[ContentQuery]
+) -> Status[dict[str, Any]]:
+    """The document right after event `at` (default: now), as HTML or plain text."""
+    document = _readable(request, doc_id)
+    try:
+        content = history.document_content(document_id=document.id, at_seq=query.at)
+    except history.NoSuchSeq as exc:
+        return Status(400, {"detail": str(exc)})
+    body = content.html if query.format == "html" else content.text
+    return Status(200, {"seq": content.seq, "format": query.format, "content": body})
+
+
+@router.post(
+    "/docs/{doc_id}/restore",
+    response={201: RestoreOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+)
+def restore(request: HttpRequest, doc_id: str, body: RestoreIn) -> Status[dict[str, Any]]:
+    """Bring the document back to how it was after `seq`, as a new event; nothing is erased."""
+    document = _readable(request, doc_id)
+    try:
+        seq = history.document_restore(document=document, by=request.auth, seq=body.seq)  # type: ignore[attr-defined]
+    except history.NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except history.NoSuchSeq as exc:
+        return Status(400, {"detail": str(exc)})
+    return Status(201, {"seq": seq, "restored_to": body.seq})
+
+
+@router.get(
+    "/docs/{doc_id}/versions", response={200: list[VersionOut], 401: ErrorOut, 404: ErrorOut}
+)
+def list_versions(request: HttpRequest, doc_id: str) -> list[dict[str, Any]]:
+    """The document's named versions, oldest seq first."""
+    document = _readable(request, doc_id)
+    return [_version_out(v) for v in history.document_versions(document_id=document.id)]
+
+
+@router.post(
+    "/docs/{doc_id}/versions",
+    response={201: VersionOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+)
+def create_version(request: HttpRequest, doc_id: str, body: VersionIn) -> Status[dict[str, Any]]:
+    """Name a version ("sent to client"); owners and editors may."""
+    document = _readable(request, doc_id)
+    try:
+        version = history.version_create(
+            document=document,
+            by=request.auth,  # type: ignore[attr-defined]
+            seq=body.seq,
+            label=body.label,
+        )
+    except history.NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except ValueError as exc:  # NoSuchSeq included
+        return Status(400, {"detail": str(exc)})
+    return Status(201, _version_out(version))

@@ -1,0 +1,170 @@
+"""Time travel over the event log: history pages, the document after any event, restore.
+
+Reads are bounded: a snapshot is kept every PALIMPSEST_CHECKPOINT_EVENTS events
+(`checkpoints_fill`), so the document after any event is one snapshot plus at most that many
+events. The log is never rewritten; a restore appends an ordinary event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models.functions import Length
+from pycrdt import Doc
+
+from collab.models import Document, Membership, Role, Version
+from collab.notify import publish
+from collab.sync.restore import content_doc, restore_update
+from events.models import Event, EventKind, Snapshot
+from events.selectors import document_head, document_replay
+from events.services import NewEvent, event_append_batch, snapshot_compact
+from tasks.render.html import document_text, fragment_html
+
+HISTORY_PAGE_MAX = 1000
+
+
+class NoSuchSeq(ValueError):
+    """The document has no event with that seq."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One event as the history shows it."""
+
+    seq: int
+    actor: str | None
+    created_at: datetime
+    size: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """The document right after event `seq`."""
+
+    seq: int
+    html: str
+    text: str
+
+
+def document_history(
+    *, document_id: uuid.UUID, after: int = 0, limit: int = 100
+) -> list[HistoryEntry]:
+    """Events after seq `after`, oldest first, at most `limit` (capped at HISTORY_PAGE_MAX)."""
+    rows = (
+        Event.objects.filter(document_id=document_id, seq__gt=after)
+        .order_by("seq")
+        .annotate(size=Length("update"))
+        .values_list("seq", "actor__username", "created_at", "size", "kind")[
+            : max(1, min(limit, HISTORY_PAGE_MAX))
+        ]
+    )
+    return [HistoryEntry(*row) for row in rows]
+
+
+def _checked_seq(document_id: uuid.UUID, at_seq: int | None) -> int:
+    """`at_seq` if the document has that event (0: before any edit), else the head."""
+    head = document_head(document_id=document_id)
+    if at_seq is None:
+        return head
+    if not 0 <= at_seq <= head:
+        raise NoSuchSeq(f"seq must be between 0 and {head}, the latest")
+    return at_seq
+
+
+def document_at(*, document_id: uuid.UUID, at_seq: int | None = None) -> tuple[Doc, int]:
+    """The document right after event `at_seq` (default: the latest) and that seq."""
+    seq = _checked_seq(document_id, at_seq)
+    replay = document_replay(document_id=document_id, at_seq=seq)
+    return content_doc(replay.updates), seq
+
+
+def document_content(*, document_id: uuid.UUID, at_seq: int | None = None) -> Content:
+    """HTML and plain text of the document right after event `at_seq`."""
+    doc, seq = document_at(document_id=document_id, at_seq=at_seq)
+    return Content(seq=seq, html=fragment_html(doc), text=document_text(doc))
+
+
+def checkpoints_fill(*, document_id: uuid.UUID, every: int | None = None) -> int:
+    """Keep a snapshot at each multiple of `every` seqs the log has passed; how many were made."""
+    every = every or settings.PALIMPSEST_CHECKPOINT_EVENTS
+    head = document_head(document_id=document_id)
+    have = set(Snapshot.objects.filter(document_id=document_id).values_list("upto_seq", flat=True))
+    made = 0
+    for seq in range(every, head + 1, every):
+        # In order: each one starts from the checkpoint before it, so this is linear in the log.
+        if seq not in have and snapshot_compact(document_id=document_id, upto_seq=seq):
+            made += 1
+    return made
+
+
+def _role(document: Document, user: User) -> str | None:
+    """The user's role on the document."""
+    return (
+        Membership.objects.filter(document=document, user_id=user.pk)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+class NotAllowed(PermissionError):
+    """The user may read the document but not do this."""
+
+
+def document_restore(*, document: Document, by: User, seq: int) -> int | None:
+    """Append an event bringing the content back to how it was after `seq`; its seq.
+
+    None when the content already is that. Owners and editors may; the rooms with the document
+    open apply the new event and relay it to everyone connected.
+    """
+    if _role(document, by) not in (Role.OWNER, Role.EDITOR):
+        raise NotAllowed("only the owner and editors may restore this document")
+    seq = _checked_seq(document.id, seq)
+    current = document_replay(document_id=document.id)
+    target = document_replay(document_id=document.id, at_seq=seq)
+    update = restore_update(current.updates, target.updates)
+    if not update:
+        return None
+    with transaction.atomic():
+        # Edits that landed after the replay are kept: the update deletes only what it saw.
+        (new_seq,) = event_append_batch(
+            items=[
+                NewEvent(
+                    document_id=document.id, update=update, actor_id=by.pk, kind=EventKind.RESTORE
+                )
+            ]
+        )
+        publish(
+            {
+                "type": "document.restored",
+                "document": str(document.id),
+                "seq": new_seq,
+                "restored_to": seq,
+                "by": by.get_username(),
+            },
+            document_id=document.id,
+            room_message={"type": "doc.catchup"},
+        )
+    return new_seq
+
+
+def version_create(*, document: Document, by: User, seq: int, label: str) -> Version:
+    """Name the document as it was after `seq`; owners and editors may."""
+    if _role(document, by) not in (Role.OWNER, Role.EDITOR):
+        raise NotAllowed("only the owner and editors may name versions of this document")
+    label = label.strip()
+    if not 1 <= len(label) <= 200:
+        raise ValueError("a version's label has 1 to 200 characters")
+    return Version.objects.create(
+        document=document, seq=_checked_seq(document.id, seq), label=label, created_by=by
+    )
+
+
+def document_versions(*, document_id: uuid.UUID) -> list[Version]:
+    """The document's named versions, oldest seq first."""
+    return list(Version.objects.filter(document_id=document_id).select_related("created_by"))

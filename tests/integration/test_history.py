@@ -1,0 +1,233 @@
+"""History API: events, the document after any event, restore (live), named versions, and
+who may do what on each endpoint."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.test import Client
+from pycrdt import Doc, XmlElement, XmlFragment, XmlText
+
+from collab.services import document_create, member_add, token_issue
+from collab.sync.protocol import create_update_message
+from events.history import checkpoints_fill, document_content
+from events.models import Event, EventKind, Snapshot
+from events.services import NewEvent, event_append_batch
+from tests.integration.conftest import Connect, make_document, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Writer:
+    """A pycrdt client editing paragraphs in the TipTap shape; each edit is one update."""
+
+    def __init__(self, doc: Doc | None = None) -> None:
+        self.doc: Doc = doc if doc is not None else Doc()
+        self.fragment = self.doc.get("default", type=XmlFragment)
+
+    def paragraph(self, text: str) -> bytes:
+        """Append a paragraph holding `text`; the update."""
+        before = self.doc.get_state()
+        with self.doc.transaction():
+            self.fragment.children.append(XmlElement("paragraph", {}, [XmlText(text)]))
+        return self.doc.get_update(before)
+
+    def type(self, index: int, text: str) -> bytes:
+        """Insert into the first paragraph's text; the update."""
+        before = self.doc.get_state()
+        node = self.fragment.children[0].children[0]
+        assert isinstance(node, XmlText)
+        node.insert(index, text)
+        return self.doc.get_update(before)
+
+
+def _users() -> dict[str, Any]:
+    """owner, editor, viewer, stranger."""
+    model = get_user_model()
+    return {name: model.objects.create_user(username=name) for name in ("olga", "ed", "vi", "eve")}
+
+
+def _document(users: dict[str, Any]) -> Any:
+    document = document_create(owner=users["olga"], title="History")
+    member_add(document=document, by=users["olga"], user=users["ed"], role="editor")
+    member_add(document=document, by=users["olga"], user=users["vi"], role="viewer")
+    return document
+
+
+def _append(document: Any, user: Any, update: bytes) -> int:
+    (seq,) = event_append_batch(
+        items=[NewEvent(document_id=document.id, update=update, actor_id=user.pk)]
+    )
+    return seq
+
+
+def _call(client: Client, method: str, path: str, user: Any | None, body: Any = None) -> Any:
+    headers = {} if user is None else {"HTTP_AUTHORIZATION": f"Bearer {token_issue(user=user)}"}
+    if method == "GET":
+        return client.get(path, **headers)
+    return client.post(path, json.dumps(body), content_type="application/json", **headers)
+
+
+def test_history_pages_list_each_event_with_its_server_stamped_actor() -> None:
+    users = _users()
+    document = _document(users)
+    writer = Writer()
+    _append(document, users["olga"], writer.paragraph("one"))
+    for i in range(4):
+        _append(document, users["ed"], writer.type(0, str(i)))
+    client = Client()
+    first = _call(client, "GET", f"/api/docs/{document.id}/history?limit=3", users["vi"]).json()
+    assert [e["seq"] for e in first["events"]] == [1, 2, 3]
+    assert [e["actor"] for e in first["events"]] == ["olga", "ed", "ed"]
+    assert all(e["kind"] == "update" and e["size"] > 0 for e in first["events"])
+    assert first["head"] == 5 and first["next_after"] == 3
+    rest = _call(client, "GET", f"/api/docs/{document.id}/history?after=3", users["vi"]).json()
+    assert [e["seq"] for e in rest["events"]] == [4, 5] and rest["next_after"] is None
+    bad = _call(client, "GET", f"/api/docs/{document.id}/history?limit=0", users["vi"])
+    assert bad.status_code == 400
+
+
+def test_content_after_any_event_as_html_and_text() -> None:
+    users = _users()
+    document = _document(users)
+    writer = Writer()
+    _append(document, users["olga"], writer.paragraph("world"))
+    _append(document, users["ed"], writer.type(0, "hello "))
+    _append(document, users["olga"], writer.paragraph("<script>"))
+    client = Client()
+    base = f"/api/docs/{document.id}/content"
+    at1 = _call(client, "GET", f"{base}?at=1&format=text", users["vi"]).json()
+    assert at1 == {"seq": 1, "format": "text", "content": "world"}
+    at2 = _call(client, "GET", f"{base}?at=2", users["vi"]).json()
+    assert at2["content"].strip() == "<p>hello world</p>"
+    latest = _call(client, "GET", base, users["vi"]).json()
+    assert latest["seq"] == 3 and "&lt;script&gt;" in latest["content"]
+    empty = _call(client, "GET", f"{base}?at=0&format=text", users["vi"]).json()
+    assert empty["content"] == ""
+    assert _call(client, "GET", f"{base}?at=4", users["vi"]).status_code == 400
+    assert _call(client, "GET", f"{base}?format=pdf", users["vi"]).status_code == 400
+
+
+def test_checkpoints_bound_the_replay_and_give_the_same_content(settings: Any) -> None:
+    users = _users()
+    document = _document(users)
+    writer = Writer()
+    _append(document, users["olga"], writer.paragraph(""))
+    texts = {1: ""}
+    for seq in range(2, 36):
+        _append(document, users["ed"], writer.type(0, chr(ord("a") + seq % 26)))
+        texts[seq] = str(writer.fragment.children[0].children[0])
+    before = {s: document_content(document_id=document.id, at_seq=s).text for s in texts}
+    assert checkpoints_fill(document_id=document.id, every=10) == 3
+    assert sorted(Snapshot.objects.values_list("upto_seq", flat=True)) == [10, 20, 30]
+    assert checkpoints_fill(document_id=document.id, every=10) == 0  # idempotent
+    after = {s: document_content(document_id=document.id, at_seq=s).text for s in texts}
+    assert before == after == texts
+
+
+def test_restore_appends_one_event_and_keeps_the_log() -> None:
+    users = _users()
+    document = _document(users)
+    writer = Writer()
+    _append(document, users["olga"], writer.paragraph("draft"))
+    _append(document, users["ed"], writer.type(5, " two"))
+    _append(document, users["ed"], writer.paragraph("extra"))
+    logged = list(Event.objects.filter(document=document).values_list("seq", "update"))
+    client = Client()
+    path = f"/api/docs/{document.id}/restore"
+    response = _call(client, "POST", path, users["ed"], {"seq": 1})
+    assert response.status_code == 201 and response.json() == {"seq": 4, "restored_to": 1}
+    assert document_content(document_id=document.id).text == "draft"
+    restore = Event.objects.get(document=document, seq=4)
+    assert restore.kind == EventKind.RESTORE and restore.actor == users["ed"]
+    kept = Event.objects.filter(document=document, seq__lte=3).values_list("seq", "update")
+    assert [(s, bytes(u)) for s, u in kept] == [(s, bytes(u)) for s, u in logged]
+    # Back to the later version: also just another event.
+    again = _call(client, "POST", path, users["olga"], {"seq": 3}).json()
+    assert again["seq"] == 5
+    assert document_content(document_id=document.id).text == "draft two\n\nextra"
+    # Restoring what is already there appends nothing.
+    same = _call(client, "POST", path, users["olga"], {"seq": 5}).json()
+    assert same == {"seq": None, "restored_to": 5}
+    assert Event.objects.filter(document=document).count() == 5
+    assert _call(client, "POST", path, users["olga"], {"seq": 9}).status_code == 400
+
+
+async def test_connected_clients_see_a_restore_live(connect: Connect) -> None:
+    owner, owner_token = await make_user("olga")
+    viewer, viewer_token = await make_user("vi")
+    document = await make_document(owner, viewers=(viewer,))
+    alice = await connect(document.id, owner_token)
+    watcher = await connect(document.id, viewer_token)
+    writer = Writer(alice.y.doc)  # alice's own replica, which also applies what she receives
+    await alice.send(create_update_message(writer.paragraph("kept")))
+    await alice.send(create_update_message(writer.paragraph("dropped")))
+    await watcher.pump()
+
+    def fragment(peer: Any) -> str:
+        return str(peer.y.doc.get("default", type=XmlFragment))
+
+    assert fragment(watcher) == "<paragraph>kept</paragraph><paragraph>dropped</paragraph>"
+    response = await database_sync_to_async(
+        lambda: _call(Client(), "POST", f"/api/docs/{document.id}/restore", owner, {"seq": 1})
+    )()
+    assert response.status_code == 201
+    await watcher.pump(0.5)
+    await alice.pump(0.5)
+    assert fragment(watcher) == fragment(alice) == "<paragraph>kept</paragraph>"
+    await alice.close()
+    await watcher.close()
+
+
+def test_named_versions() -> None:
+    users = _users()
+    document = _document(users)
+    writer = Writer()
+    _append(document, users["olga"], writer.paragraph("v1"))
+    client = Client()
+    path = f"/api/docs/{document.id}/versions"
+    made = _call(client, "POST", path, users["ed"], {"seq": 1, "label": " sent to client "})
+    assert made.status_code == 201
+    assert made.json()["label"] == "sent to client" and made.json()["created_by"] == "ed"
+    listed = _call(client, "GET", path, users["vi"]).json()
+    assert [(v["seq"], v["label"]) for v in listed] == [(1, "sent to client")]
+    content = _call(client, "GET", f"/api/docs/{document.id}/content?at=1&format=text", users["vi"])
+    assert content.json()["content"] == "v1"
+    assert _call(client, "POST", path, users["ed"], {"seq": 7, "label": "x"}).status_code == 400
+    assert _call(client, "POST", path, users["ed"], {"seq": 1, "label": ""}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("method", "endpoint", "body", "allowed"),
+    [
+        ("GET", "history", None, {"olga", "ed", "vi"}),
+        ("GET", "content?at=1", None, {"olga", "ed", "vi"}),
+        ("GET", "versions", None, {"olga", "ed", "vi"}),
+        ("POST", "versions", {"seq": 1, "label": "x"}, {"olga", "ed"}),
+        ("POST", "restore", {"seq": 0}, {"olga", "ed"}),
+    ],
+)
+def test_who_may_use_each_history_endpoint(
+    method: str, endpoint: str, body: Any, allowed: set[str]
+) -> None:
+    users = _users()
+    document = _document(users)
+    _append(document, users["olga"], Writer().paragraph("secret"))
+    client = Client()
+    path = f"/api/docs/{document.id}/{endpoint}"
+    for name, user in [*users.items(), ("anonymous", None)]:
+        status = _call(client, method, path, user, body).status_code
+        if name in allowed:
+            assert status in (200, 201), (name, status)
+        elif name == "anonymous":
+            assert status == 401, (name, status)
+        elif name == "eve":
+            assert status == 404, (name, status)  # strangers can't tell it exists
+        else:
+            assert status == 403, (name, status)
+    # Nobody but the allowed restored anything: one restore at most (the first allowed caller).
+    assert Event.objects.filter(document=document, kind=EventKind.RESTORE).count() <= 1

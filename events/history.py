@@ -91,15 +91,26 @@ def document_content(*, document_id: uuid.UUID, at_seq: int | None = None) -> Co
 
 
 def checkpoints_fill(*, document_id: uuid.UUID, every: int | None = None) -> int:
-    """Keep a snapshot at each multiple of `every` seqs the log has passed; how many were made."""
+    """Add snapshots so no two (nor 0 and the head) are more than `every` seqs apart.
+
+    Rooms already compact every PALIMPSEST_COMPACT_TAIL_EVENTS events; this covers logs
+    written otherwise (imports, long offline syncs, a beat sweep over a long tail). Returns
+    how many snapshots were written.
+    """
     every = every or settings.PALIMPSEST_CHECKPOINT_EVENTS
     head = document_head(document_id=document_id)
-    have = set(Snapshot.objects.filter(document_id=document_id).values_list("upto_seq", flat=True))
+    have = sorted(
+        Snapshot.objects.filter(document_id=document_id).values_list("upto_seq", flat=True)
+    )
     made = 0
-    for seq in range(every, head + 1, every):
-        # In order: each one starts from the checkpoint before it, so this is linear in the log.
-        if seq not in have and snapshot_compact(document_id=document_id, upto_seq=seq):
-            made += 1
+    previous = 0
+    for bound in [*have, head]:
+        # In order: each one starts from the snapshot before it, so this is linear in the log.
+        while bound - previous > every:
+            previous += every
+            if snapshot_compact(document_id=document_id, upto_seq=previous):
+                made += 1
+        previous = max(previous, bound)
     return made
 
 

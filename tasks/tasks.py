@@ -14,6 +14,7 @@ from django.db import InterfaceError, OperationalError
 
 from collab.selectors import documents_with_stale_presence
 from collab.services import presence_purge_stale
+from events.history import checkpoints_fill
 from events.selectors import documents_to_compact
 from events.services import snapshot_compact
 from tasks import services
@@ -97,7 +98,12 @@ def export_chain(export_id: str) -> Any:
 
 @shared_task(**_RETRY)
 def compact_document(document_id: str) -> dict[str, Any] | None:
-    """Snapshot a document's log tail (a no-op when there is nothing new)."""
+    """Snapshot a document's log tail (a no-op when there is nothing new).
+
+    Checkpoints first, so that reading the document after any event stays bounded even when a
+    long tail was written without rooms asking for compactions along the way.
+    """
+    checkpoints_fill(document_id=uuid.UUID(document_id))
     done = snapshot_compact(document_id=uuid.UUID(document_id))
     return None if done is None else {"upto_seq": done.upto_seq, "events": done.events_folded}
 

@@ -231,3 +231,17 @@ def test_who_may_use_each_history_endpoint(
             assert status == 403, (name, status)
     # Nobody but the allowed restored anything: one restore at most (the first allowed caller).
     assert Event.objects.filter(document=document, kind=EventKind.RESTORE).count() <= 1
+
+
+def test_checkpoints_fill_only_the_gaps_longer_than_the_interval() -> None:
+    users = _users()
+    document = _document(users)
+    writer = Writer()
+    _append(document, users["olga"], writer.paragraph(""))
+    for _ in range(34):
+        _append(document, users["ed"], writer.type(0, "x"))
+    from events.services import snapshot_compact
+
+    assert snapshot_compact(document_id=document.id, upto_seq=15) is not None
+    assert checkpoints_fill(document_id=document.id, every=10) == 2
+    assert sorted(Snapshot.objects.values_list("upto_seq", flat=True)) == [10, 15, 25]

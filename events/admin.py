@@ -1,9 +1,10 @@
 """Admin for the event log: read-only, never editable or deletable."""
 
+import struct
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 
 from events.models import Event, Snapshot
 
@@ -39,3 +40,152 @@ class SnapshotAdmin(ReadOnlyAdmin):
 
     list_display = ("document", "upto_seq", "events_folded", "duration_ms", "created_at")
     exclude = ("state", "pending")
+
+
+# -- a document's edit history (linked from the document's admin page) ---------------------
+
+_PALETTE = (
+    "#b42318", "#1d4ed8", "#047857", "#7c3aed", "#b45309",
+    "#be185d", "#0e7490", "#4d7c0f", "#475569", "#a21caf",
+)  # fmt: skip
+
+
+def author_color(name: str | None) -> str:
+    """The colour the browser app gives this user (frontend/src/colors.js: FNV-1a)."""
+    if not name:
+        return "#6b7280"
+    encoded = name.encode("utf-16-le")
+    value = 0x811C9DC5
+    # UTF-16 code units, as the browser's charCodeAt gives them.
+    for (unit,) in struct.iter_unpack("<H", encoded):
+        value ^= unit
+        value = (value * 0x01000193) & 0xFFFFFFFF
+    return _PALETTE[value % len(_PALETTE)]
+
+
+def _int(value: str | None) -> int | None:
+    """A query parameter as a non-negative int, or None."""
+    try:
+        number = int(value or "")
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) -> HttpResponse:
+    """Timeline of bursts, the document after any seq, authored diff, restore, versions, export."""
+    from django.contrib import messages
+    from django.shortcuts import redirect
+    from django.template.response import TemplateResponse
+    from django.urls import reverse
+
+    from collab.models import Document
+    from events import history
+    from events.selectors import document_head
+    from tasks.services import export_request
+
+    document = Document.objects.filter(pk=object_id).first() if _is_uuid(object_id) else None
+    if document is None or not model_admin.has_view_permission(request, document):
+        raise Http404("no such document")
+    user: Any = request.user
+    head = document_head(document_id=document.id)
+    here = reverse("admin:collab_document_edits", args=[document.id])
+
+    if request.method == "POST":
+        action = request.POST.get("action")
+        seq = _int(request.POST.get("seq"))
+        if seq is None or seq > head:
+            messages.error(request, f"seq must be between 0 and {head}")
+            return redirect(here)
+        try:
+            if action == "restore":
+                new_seq = history.document_restore(
+                    document=document, by=user, seq=seq, operator=True
+                )
+                if new_seq is None:
+                    messages.info(request, f"The document already is as it was after #{seq}.")
+                else:
+                    messages.success(request, f"Restored to #{seq} as a new event, #{new_seq}.")
+                return redirect(f"{here}?seq={new_seq or seq}")
+            if action == "version":
+                version = history.version_create(
+                    document=document,
+                    by=user,
+                    seq=seq,
+                    label=request.POST.get("label", ""),
+                    operator=True,
+                )
+                messages.success(request, f"Named #{seq} “{version.label}”.")
+                return redirect(f"{here}?seq={seq}")
+            if action == "export":
+                export = export_request(
+                    user=user, document_id=document.id, at_seq=seq, operator=True
+                )
+                messages.success(request, f"Exporting #{seq} as PDF; it is listed under Exports.")
+                return redirect(reverse("admin:tasks_export_change", args=[export.pk]))
+        except (history.NotAllowed, ValueError) as exc:
+            messages.error(request, str(exc))
+            return redirect(f"{here}?seq={seq}")
+        messages.error(request, "unknown action")
+        return redirect(here)
+
+    seq = _int(request.GET.get("seq"))
+    seq = head if seq is None or seq > head else seq
+    content = history.document_content(document_id=document.id, at_seq=seq)
+    before = _int(request.GET.get("before"))
+    bursts = history.document_bursts(document_id=document.id, before=before)
+    diff_from, diff_to = _int(request.GET.get("from")), _int(request.GET.get("to"))
+    confirm = _int(request.GET.get("confirm_restore"))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Edit history: {document.title}",
+        "opts": model_admin.model._meta,
+        "original": document,
+        "document": document,
+        "head": head,
+        "seq": seq,
+        "content": content,
+        "bursts": [(b, author_color(b.actor)) for b in bursts],
+        "older": bursts[-1].first_seq if bursts and bursts[-1].first_seq > 1 else None,
+        "versions": history.document_versions(document_id=document.id),
+        "confirm_restore": confirm if confirm is not None and confirm <= head else None,
+        "may_change": model_admin.has_change_permission(request, document),
+        "diff": _diff(document.id, diff_from, diff_to, head),
+        "diff_from": diff_from,
+        "diff_to": diff_to,
+        "attribution": _attribution(document.id, seq),
+    }
+    return TemplateResponse(request, "admin/events/document_edits.html", context)
+
+
+def _is_uuid(value: str) -> bool:
+    """Whether `value` is a UUID."""
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _diff(document_id: Any, start: int | None, end: int | None, head: int) -> Any:
+    """The authored diff between two seqs, or None when none was asked for."""
+    if start is None or end is None or start > head or end > head:
+        return None
+    from events import history
+
+    if not hasattr(history, "document_diff"):
+        return None
+    changes = history.document_diff(document_id=document_id, from_seq=start, to_seq=end)
+    return [(change, author_color(change.author)) for change in changes]
+
+
+def _attribution(document_id: Any, seq: int) -> Any:
+    """Who wrote each part of the document at `seq`, or None when not available."""
+    from events import history
+
+    if not hasattr(history, "document_attribution"):
+        return None
+    result = history.document_attribution(document_id=document_id, at_seq=seq)
+    return [(author, text, author_color(author)) for author, text in result.runs]

@@ -3,20 +3,60 @@
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import FileResponse, Http404, HttpRequest
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from events.admin import ReadOnlyAdmin
-from tasks.models import DeadLetter, Export
+from tasks.models import DeadLetter, Export, ExportStatus
 
 
 @admin.register(Export)
 class ExportAdmin(ReadOnlyAdmin):
     """Exports: status, progress, the reason of a failure. Deleting removes the file too."""
 
-    list_display = ("id", "document", "requested_by", "at_seq", "status", "progress", "created_at")
+    list_display = (
+        "id", "document", "requested_by", "at_seq", "status", "progress", "created_at", "pdf",
+    )  # fmt: skip
     list_filter = ("status",)
     search_fields = ("id", "document__title", "requested_by__username")
-    readonly_fields = ("error",)
+    readonly_fields = ("error", "pdf")
+
+    @admin.display(description="PDF")
+    def pdf(self, obj: Export) -> str:
+        """A download link once the export is done."""
+        if obj.status != ExportStatus.DONE or not obj.file.name:
+            return "—"
+        return format_html(
+            '<a href="{}">Download</a>', reverse("admin:tasks_export_download", args=[obj.pk])
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        """Staff download exports here; the API serves members only."""
+        return [
+            path(
+                "<path:object_id>/download/",
+                self.admin_site.admin_view(self.download_view),
+                name="tasks_export_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request: HttpRequest, object_id: str) -> FileResponse:
+        """The finished PDF, for staff who may view exports."""
+        export = self.get_object(request, object_id)
+        if export is None or not self.has_view_permission(request, export):
+            raise Http404("no such export")
+        if export.status != ExportStatus.DONE or not export.file.name:
+            raise Http404("this export has no file (yet)")
+        response = FileResponse(
+            export.file.open("rb"),
+            as_attachment=True,
+            filename=f"{export.document.title[:80] or 'document'}@{export.at_seq}.pdf",
+            content_type="application/pdf",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Staff with the permission may remove exports."""

@@ -1,0 +1,458 @@
+"""Who wrote each part of a document, and what changed between two seqs, from the event log.
+
+Authorship comes only from the actor the server stamped on each event, never from Yjs client
+ids (a client picks its own). The log is replayed into a pycrdt document while a mirror of
+its tree keeps, for every character, an identity and the seq of the event that inserted it
+(and of the one that deleted it, if any).
+
+Updates that arrive before their dependencies are parked by Yjs and integrated later. If the
+document kept them parked, they would integrate inside a later event's transaction and be
+credited to that event's actor; so the replay never lets the document hold them: it is
+rebuilt from its own state (which leaves parked structs out) and each parked update is
+applied again, in its own transaction, once the document has gained items. Every change is
+therefore credited to the event whose update carried it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+from pycrdt import Doc, XmlElement, XmlFragment, XmlText
+
+from collab.sync.compaction import waiting_updates
+
+Event = tuple[int, int | None, bytes]
+Op = Literal["insert", "delete", "equal"]
+
+# Same as tasks.render.html: deeper containers read as plain text (kept in step by a test).
+MAX_DEPTH = 100
+_CONTAINERS = ("bulletList", "orderedList", "listItem", "blockquote")
+_LISTS = ("bulletList", "orderedList", "listItem")
+
+
+class Change(NamedTuple):
+    """A run of the diff: inserted, deleted or unchanged text and who did it."""
+
+    op: Op
+    text: str
+    # Inserter for "insert", deleter for "delete", None for "equal".
+    author: int | None
+    # The newest event among the run's characters (None for "equal") ...
+    seq: int | None
+    # ... and the oldest.
+    first_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """The document after `seq`: its text, runs by author and characters per author."""
+
+    seq: int | None
+    text: str
+    # (author, text) in document order; block separators ("\n\n", "\n") have author None.
+    runs: list[tuple[int | None, str]]
+    # Characters of `text` each author inserted (separators excluded).
+    counts: dict[int | None, int]
+
+
+class _Piece(NamedTuple):
+    """One character of the linear text: its identity, text and the seq that inserted it."""
+
+    key: int  # a character's or element's id; separators: -1 - the following block's id
+    text: str
+    seq: int | None  # None for separators
+    # Separators only: the blocks before and after (they come and go with those blocks).
+    between: tuple[int, int] | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Text:
+    """Mirror of an XmlText: one entry per code point (None for an embed)."""
+
+    live: XmlText
+    ids: list[int] = field(default_factory=list)
+    chars: list[str | None] = field(default_factory=list)
+    # Entries whose UTF-8 length is not 1: pycrdt counts text offsets in UTF-8 bytes.
+    wide: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Element:
+    """Mirror of an XmlElement (tag) or XmlFragment (tag None)."""
+
+    live: XmlElement | XmlFragment
+    id: int
+    tag: str | None
+    children: list[_Element | _Text] = field(default_factory=list)
+
+
+def _width(char: str | None) -> int:
+    """Offset units one mirror entry takes in pycrdt (UTF-8 bytes; an embed is 1)."""
+    return 1 if char is None or char < "\x80" else len(char.encode())
+
+
+class Replay:
+    """Applies events in order and keeps the authorship of every character."""
+
+    def __init__(self) -> None:
+        self.actors: dict[int, int | None] = {}
+        self.seq: int | None = None
+        # origin[id]: seq of the event that inserted character or element `id`.
+        self.origin: list[int] = []
+        # deleted[id]: seq of the event that deleted it.
+        self.deleted: dict[int, int] = {}
+        # Updates not fully integrated, with the state vector they were last tried against.
+        self._parked: list[tuple[int, bytes, bytes]] = []
+        # The document holds a parked update of its own and must be rebuilt before the next
+        # apply, or the parked content would integrate under another event's seq.
+        self._dirty = False
+        # pycrdt's XmlEvent declares its fields only as slots: read them untyped.
+        self._events: list[Any] = []
+        self._open(Doc())
+        self.tree = _Element(self.root, self._new_id(0), None)
+
+    def _open(self, doc: Doc[Any]) -> None:
+        """Observe `doc`'s default fragment."""
+        self.doc = doc
+        self.root = doc.get("default", type=XmlFragment)
+        self.root.observe_deep(self._events.extend)
+
+    def _new_id(self, seq: int) -> int:
+        """A fresh character or element id inserted by `seq`."""
+        self.origin.append(seq)
+        return len(self.origin) - 1
+
+    def apply(self, seq: int, actor: int | None, update: bytes) -> None:
+        """Apply one logged event; its changes are credited to `actor`."""
+        self.actors[seq] = actor
+        self.seq = seq
+        before = self.doc.get_state()
+        self._integrate(seq, update)
+        after = self.doc.get_state()
+        if waiting_updates([update], after):
+            self._dirty = True
+            self._parked.append((seq, update, after))
+        if after != before and self._parked:
+            self._retry_parked()
+
+    def _retry_parked(self) -> None:
+        """Apply again each parked update the document gained items for, until none does."""
+        progress = True
+        while progress:
+            progress = False
+            for index, (seq, update, tried) in enumerate(self._parked):
+                vector = self.doc.get_state()
+                if vector == tried:
+                    continue  # nothing new arrived: it cannot integrate more
+                self._integrate(seq, update)
+                after = self.doc.get_state()
+                progress = progress or after != vector
+                if waiting_updates([update], after):
+                    self._dirty = True
+                    self._parked[index] = (seq, update, after)
+                else:
+                    self._parked[index] = (seq, b"", b"")
+            self._parked = [p for p in self._parked if p[1]]
+
+    def _integrate(self, seq: int, update: bytes) -> None:
+        """Apply `update` in its own transaction and mirror what it changed, credited to seq."""
+        if self._dirty:
+            self._rebuild()
+        self._events.clear()
+        self.doc.apply_update(update)
+        events, self._events[:] = list(self._events), []
+        # Paths are relative to the state after the transaction: parents first.
+        events.sort(key=lambda event: len(event.path))
+        for event in events:
+            node = self._resolve(event.path, event.target)
+            if isinstance(node, _Text):
+                self._text_delta(node, event.delta, seq)
+            elif node is not None:
+                self._children_delta(node, event.delta, seq)
+
+    def _rebuild(self) -> None:
+        """Replace the document by a copy without its parked updates; relink the mirror."""
+        copy: Doc[Any] = Doc()
+        copy.apply_update(self.doc.get_update())
+        self._open(copy)
+        self.tree.live = self.root
+        self._relink(self.tree)
+        self._dirty = False
+
+    def _relink(self, node: _Element) -> None:
+        """Point the mirror under `node` at the same nodes in the rebuilt document."""
+        for mirror, live in zip(node.children, node.live.children, strict=True):
+            mirror.live = live
+            if isinstance(mirror, _Element):
+                self._relink(mirror)
+
+    def _resolve(self, path: list[int | str], target: Any) -> _Element | _Text | None:
+        """The mirror node at `path`, or None if it is not `target` (a removed node's event)."""
+        node: _Element | _Text = self.tree
+        for step in path:
+            if not isinstance(node, _Element) or not isinstance(step, int):
+                return None
+            if not 0 <= step < len(node.children):
+                return None
+            node = node.children[step]
+        return node if node.live == target else None
+
+    def _text_delta(self, node: _Text, delta: list[dict[str, Any]], seq: int) -> None:
+        """Apply a text delta (offsets in UTF-8 bytes) to the mirror."""
+        index = 0
+        for op in delta:
+            if "retain" in op:
+                index = self._advance(node, index, op["retain"])
+            elif "delete" in op:
+                end = self._advance(node, index, op["delete"])
+                for key in node.ids[index:end]:
+                    self.deleted[key] = seq
+                node.wide -= sum(_width(c) != 1 for c in node.chars[index:end]) if node.wide else 0
+                del node.ids[index:end], node.chars[index:end]
+            elif "insert" in op:
+                value = op["insert"]
+                chars: list[str | None] = list(value) if isinstance(value, str) else [None]
+                node.ids[index:index] = [self._new_id(seq) for _ in chars]
+                node.chars[index:index] = chars
+                node.wide += sum(_width(c) != 1 for c in chars)
+                index += len(chars)
+
+    @staticmethod
+    def _advance(node: _Text, index: int, units: int) -> int:
+        """The entry index `units` offset units after `index`."""
+        if not node.wide:
+            return index + units
+        chars = node.chars
+        while units > 0 and index < len(chars):
+            units -= _width(chars[index])
+            index += 1
+        return index
+
+    def _children_delta(self, node: _Element, delta: list[dict[str, Any]], seq: int) -> None:
+        """Apply a children delta to the mirror; new nodes are read whole from the document."""
+        index = 0
+        for op in delta:
+            if "retain" in op:
+                index += op["retain"]
+            elif "delete" in op:
+                end = index + op["delete"]
+                for child in node.children[index:end]:
+                    for key in _keys(child):
+                        self.deleted.setdefault(key, seq)
+                del node.children[index:end]
+            elif "insert" in op:
+                added = [self._mirror(live, seq, 0) for live in op["insert"]]
+                node.children[index:index] = added
+                index += len(added)
+
+    def _mirror(self, live: Any, seq: int, depth: int) -> _Element | _Text:
+        """A mirror of a node just inserted by `seq`, everything in it credited to `seq`."""
+        if isinstance(live, XmlText):
+            text = _Text(live)
+            for value, _ in live.diff():
+                chars: list[str | None] = list(value) if isinstance(value, str) else [None]
+                text.chars.extend(chars)
+                text.wide += sum(_width(c) != 1 for c in chars)
+            text.ids = [self._new_id(seq) for _ in text.chars]
+            return text
+        element = _Element(
+            live, self._new_id(seq), live.tag if isinstance(live, XmlElement) else None
+        )
+        element.children = [self._mirror(child, seq, depth + 1) for child in live.children]
+        return element
+
+    def pieces(self) -> list[_Piece]:
+        """The document's text as pieces, linearised like `tasks.render.html.document_text`."""
+        blocks: list[tuple[int, list[_Piece]]] = []
+        for child in self.tree.children:
+            self._collect(child, blocks, 0)
+        return _join(blocks, "\n\n")
+
+    def _collect(
+        self, node: _Element | _Text, blocks: list[tuple[int, list[_Piece]]], depth: int
+    ) -> None:
+        """Append (block id, pieces) for each leaf block under `node`, as `_collect_blocks`."""
+        if isinstance(node, _Text):
+            blocks.append((_first_id(node), self._plain(node)))
+            return
+        if node.tag in _CONTAINERS and depth < MAX_DEPTH:
+            items: list[tuple[int, list[_Piece]]] = []
+            for child in node.children:
+                self._collect(child, items, depth + 1)
+            if node.tag in _LISTS:
+                blocks.append((node.id, _join(items, "\n")))
+            else:
+                blocks.extend(items)
+            return
+        if node.tag == "horizontalRule":
+            return
+        blocks.append((node.id, self._plain(node)))
+
+    def _plain(self, node: _Element | _Text) -> list[_Piece]:
+        """All text under a node without structure; a hardBreak is a newline."""
+        out: list[_Piece] = []
+        origin = self.origin
+        stack: list[_Element | _Text] = [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, _Text):
+                out.extend(
+                    _Piece(key, char, origin[key])
+                    for key, char in zip(current.ids, current.chars, strict=True)
+                    if char is not None
+                )
+            elif current.tag == "hardBreak":
+                out.append(_Piece(current.id, "\n", origin[current.id]))
+            else:
+                stack.extend(reversed(current.children))
+        return out
+
+    def attribution(self) -> Attribution:
+        """The document as it stands: text, runs by author, characters per author."""
+        pieces = self.pieces()
+        runs: list[tuple[int | None, str]] = []
+        counts: dict[int | None, int] = {}
+        current: int | None = None
+        chunk: list[str] = []
+        started = False
+        for piece in pieces:
+            author = None if piece.seq is None else self.actors.get(piece.seq)
+            if piece.seq is not None:
+                counts[author] = counts.get(author, 0) + 1
+            if started and author != current:
+                runs.append((current, "".join(chunk)))
+                chunk = []
+            current, started = author, True
+            chunk.append(piece.text)
+        if chunk:
+            runs.append((current, "".join(chunk)))
+        return Attribution(
+            seq=self.seq, text="".join(p.text for p in pieces), runs=runs, counts=counts
+        )
+
+
+def _keys(node: _Element | _Text) -> Iterator[int]:
+    """Every id in a mirror subtree."""
+    if isinstance(node, _Text):
+        yield from node.ids
+        return
+    yield node.id
+    for child in node.children:
+        yield from _keys(child)
+
+
+def _first_id(node: _Text) -> int:
+    """A block key for a top-level or list-level XmlText (its first entry's id, or -1)."""
+    # A bare XmlText block has no element id; its first character stands in for it.
+    return node.ids[0] if node.ids else -1
+
+
+def _join(blocks: list[tuple[int, list[_Piece]]], separator: str) -> list[_Piece]:
+    """Blocks joined by `separator`, each separator keyed by the block after it."""
+    out: list[_Piece] = []
+    for position, (block, pieces) in enumerate(blocks):
+        if position:
+            out.append(_Piece(-1 - block, separator, None, (blocks[position - 1][0], block)))
+        out.extend(pieces)
+    return out
+
+
+def replay(events: Iterable[Event], upto_seq: int | None = None) -> Replay:
+    """The replay of `events` up to and including `upto_seq` (all of them if None)."""
+    state = Replay()
+    for seq, actor, update in events:
+        if upto_seq is not None and seq > upto_seq:
+            break
+        state.apply(seq, actor, update)
+    return state
+
+
+def attribute(events: Iterable[Event], upto_seq: int | None = None) -> Attribution:
+    """Who wrote each part of the document after `upto_seq` (the last event if None)."""
+    return replay(events, upto_seq).attribution()
+
+
+def authored_diff(events: Iterable[Event], from_seq: int, to_seq: int) -> list[Change]:
+    """What changed from the document after `from_seq` to the one after `to_seq`, by author."""
+    if to_seq < from_seq:
+        raise ValueError("to_seq comes before from_seq")
+    state = Replay()
+    before: list[_Piece] | None = None
+    for seq, actor, update in events:
+        if seq > from_seq and before is None:
+            before = state.pieces()
+        if seq > to_seq:
+            break
+        state.apply(seq, actor, update)
+    if before is None:
+        before = state.pieces()
+    return _merge(before, state.pieces(), state)
+
+
+def _merge(before: list[_Piece], after: list[_Piece], state: Replay) -> list[Change]:
+    """Both texts woven in document order: deleted, inserted and kept pieces, runs merged."""
+    # Yjs never moves an item, so pieces present in both appear in the same order in both.
+    old = {p.key for p in before}
+    new = {p.key for p in after}
+    woven: list[tuple[Op, _Piece]] = []
+    i = j = 0
+    while i < len(before) or j < len(after):
+        if i < len(before) and before[i].key not in new:
+            woven.append(("delete", before[i]))
+            i += 1
+        elif j < len(after) and after[j].key not in old:
+            woven.append(("insert", after[j]))
+            j += 1
+        elif i < len(before) and j < len(after) and before[i].key == after[j].key:
+            woven.append(("equal", after[j]))
+            i += 1
+            j += 1
+        elif i < len(before):
+            # Not expected (see above); show it as a replacement rather than fail.
+            new.discard(before[i].key)
+            old.discard(before[i].key)
+        else:
+            old.discard(after[j].key)
+    return _runs(woven, state)
+
+
+def _runs(woven: list[tuple[Op, _Piece]], state: Replay) -> list[Change]:
+    """Changes from woven pieces, adjacent pieces with the same op and author merged."""
+    out: list[Change] = []
+    texts: list[str] = []
+    seqs: list[int] = []
+    run: tuple[Op, int | None] | None = None
+    for op, piece in woven:
+        seq = _change_seq(op, piece, state)
+        author = None if seq is None else state.actors.get(seq)
+        if run != (op, author):
+            if run is not None:
+                out.append(_change(run, texts, seqs))
+            run, texts, seqs = (op, author), [], []
+        texts.append(piece.text)
+        if seq is not None:
+            seqs.append(seq)
+    if run is not None:
+        out.append(_change(run, texts, seqs))
+    return out
+
+
+def _change(run: tuple[Op, int | None], texts: list[str], seqs: list[int]) -> Change:
+    """One merged run as a Change."""
+    op, author = run
+    return Change(op, "".join(texts), author, max(seqs, default=None), min(seqs, default=None))
+
+
+def _change_seq(op: Op, piece: _Piece, state: Replay) -> int | None:
+    """The event that made a piece's change: its inserter or deleter; None if unchanged."""
+    if op == "equal":
+        return None
+    if piece.between is None:
+        return piece.seq if op == "insert" else state.deleted.get(piece.key)
+    # A separator appears with the newer of its two blocks and goes with either of them.
+    ids = [block for block in piece.between if block >= 0]
+    if op == "insert":
+        return max((state.origin[block] for block in ids), default=None)
+    return next((state.deleted[block] for block in reversed(ids) if block in state.deleted), None)

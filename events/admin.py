@@ -135,6 +135,8 @@ def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) 
     before = _int(request.GET.get("before"))
     bursts = history.document_bursts(document_id=document.id, before=before)
     diff_from, diff_to = _int(request.GET.get("from")), _int(request.GET.get("to"))
+    if diff_from is not None and diff_to is not None and not diff_from <= diff_to <= head:
+        messages.error(request, f"compare two seqs from 0 to {head}, the earlier one first")
     confirm = _int(request.GET.get("confirm_restore"))
     context = {
         **model_admin.admin_site.each_context(request),
@@ -153,7 +155,8 @@ def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) 
         "diff": _diff(document.id, diff_from, diff_to, head),
         "diff_from": diff_from,
         "diff_to": diff_to,
-        "attribution": _attribution(document.id, seq),
+        # Both replay the log from its start (a snapshot keeps no authorship): only on request.
+        "attribution": _attribution(document.id, seq) if request.GET.get("authors") else None,
     }
     return TemplateResponse(request, "admin/events/document_edits.html", context)
 
@@ -171,21 +174,20 @@ def _is_uuid(value: str) -> bool:
 
 def _diff(document_id: Any, start: int | None, end: int | None, head: int) -> Any:
     """The authored diff between two seqs, or None when none was asked for."""
-    if start is None or end is None or start > head or end > head:
-        return None
     from events import history
 
-    if not hasattr(history, "document_diff"):
+    if start is None or end is None or start > head or end > head or end < start:
         return None
     changes = history.document_diff(document_id=document_id, from_seq=start, to_seq=end)
     return [(change, author_color(change.author)) for change in changes]
 
 
 def _attribution(document_id: Any, seq: int) -> Any:
-    """Who wrote each part of the document at `seq`, or None when not available."""
+    """Who wrote each part of the document at `seq`, with each author's colour."""
     from events import history
 
-    if not hasattr(history, "document_attribution"):
-        return None
     result = history.document_attribution(document_id=document_id, at_seq=seq)
-    return [(author, text, author_color(author)) for author, text in result.runs]
+    return {
+        "runs": [(author, text, author_color(author)) for author, text in result.runs],
+        "authors": [(author, chars, author_color(author)) for author, chars in result.authors],
+    }

@@ -64,6 +64,60 @@ class ContentOut(Schema):
     content: str
 
 
+class AttributionQuery(Schema):
+    """Which version."""
+
+    at: int | None = Field(default=None, ge=0)
+
+
+class RunOut(Schema):
+    """Consecutive text by one author (null: a block separator or a deleted account)."""
+
+    author: str | None
+    text: str
+
+
+class AuthorOut(Schema):
+    """How many characters of the text an author inserted."""
+
+    author: str | None
+    chars: int
+
+
+class AttributionOut(Schema):
+    """Who wrote each part of the document right after event `seq`."""
+
+    seq: int
+    text: str
+    runs: list[RunOut]
+    authors: list[AuthorOut]
+
+
+class DiffQuery(Schema):
+    """The two versions to compare."""
+
+    from_: int = Field(ge=0, alias="from")
+    to: int | None = Field(default=None, ge=0)
+
+
+class ChangeOut(Schema):
+    """Inserted, deleted or kept text; the author inserted or deleted it; `seq` is the newest
+    event among its characters."""
+
+    op: Literal["insert", "delete", "equal"]
+    text: str
+    author: str | None
+    seq: int | None
+
+
+class DiffOut(Schema):
+    """The changes, in document order, from the document after `from` to the one after `to`."""
+
+    from_: int = Field(alias="from")
+    to: int
+    changes: list[ChangeOut]
+
+
 class RestoreIn(Schema):
     """The seq whose version to bring back."""
 
@@ -160,6 +214,56 @@ def show_content(
         return Status(400, {"detail": str(exc)})
     body = content.html if query.format == "html" else content.text
     return Status(200, {"seq": content.seq, "format": query.format, "content": body})
+
+
+@router.get(
+    "/docs/{doc_id}/attribution",
+    response={200: AttributionOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
+)
+def show_attribution(
+    request: HttpRequest, doc_id: str, query: Query[AttributionQuery]
+) -> Status[dict[str, Any]]:
+    """Who wrote each part of the document right after event `at` (default: now)."""
+    document = _readable(request, doc_id)
+    try:
+        result = history.document_attribution(document_id=document.id, at_seq=query.at)
+    except history.NoSuchSeq as exc:
+        return Status(400, {"detail": str(exc)})
+    return Status(
+        200,
+        {
+            "seq": result.seq,
+            "text": result.text,
+            "runs": [{"author": a, "text": t} for a, t in result.runs],
+            "authors": [{"author": a, "chars": n} for a, n in result.authors],
+        },
+    )
+
+
+@router.get(
+    "/docs/{doc_id}/diff",
+    response={200: DiffOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
+    by_alias=True,
+)
+def show_diff(request: HttpRequest, doc_id: str, query: Query[DiffQuery]) -> Status[Any]:
+    """Inserted and deleted text, with authors, from the document after `from` to after `to`
+    (default: now)."""
+    document = _readable(request, doc_id)
+    to = query.to if query.to is not None else document_head(document_id=document.id)
+    try:
+        changes = history.document_diff(document_id=document.id, from_seq=query.from_, to_seq=to)
+    except ValueError as exc:  # NoSuchSeq included
+        return Status(400, {"detail": str(exc)})
+    return Status(
+        200,
+        {
+            "from": query.from_,
+            "to": to,
+            "changes": [
+                {"op": c.op, "text": c.text, "author": c.author, "seq": c.seq} for c in changes
+            ],
+        },
+    )
 
 
 @router.post(

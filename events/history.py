@@ -8,6 +8,7 @@ events. The log is never rewritten; a restore appends an ordinary event.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from pycrdt import Doc
 
 from collab.models import Document, Membership, Role, Version
 from collab.notify import publish
+from collab.sync.attribution import attribute, authored_diff
 from collab.sync.restore import content_doc, restore_update
 from events.models import Event, EventKind, Snapshot
 from events.selectors import document_head, document_replay
@@ -229,6 +231,88 @@ def version_create(
     return Version.objects.create(
         document=document, seq=_checked_seq(document.id, seq), label=label, created_by=by
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthoredText:
+    """Who wrote each part of the document right after event `seq`."""
+
+    seq: int
+    text: str
+    # (username, text) in document order; None: a block separator, or a deleted account.
+    runs: list[tuple[str | None, str]]
+    # (username, characters of `text` they inserted), most first.
+    authors: list[tuple[str | None, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthoredChange:
+    """A run of a diff: inserted, deleted or kept text, and who inserted or deleted it."""
+
+    op: str
+    text: str
+    author: str | None
+    # The newest event among the run's characters (None for kept text).
+    seq: int | None
+
+
+def _actor_events(document_id: uuid.UUID, upto_seq: int) -> Iterator[tuple[int, int | None, bytes]]:
+    """(seq, actor id, update) of events 1..upto_seq, streamed in order."""
+    rows = (
+        Event.objects.filter(document_id=document_id, seq__lte=upto_seq)
+        .order_by("seq")
+        .values_list("seq", "actor_id", "update")
+    )
+    for seq, actor, update in rows.iterator(chunk_size=5000):
+        yield seq, actor, bytes(update)
+
+
+def _usernames(actor_ids: Iterable[int | None]) -> dict[int | None, str | None]:
+    """Actor id -> username; None (and accounts since deleted) map to None."""
+    ids = {pk for pk in actor_ids if pk is not None}
+    names: dict[int | None, str | None] = dict(
+        User.objects.filter(pk__in=ids).values_list("pk", "username")
+    )
+    return {pk: names.get(pk) for pk in [*ids, None]}
+
+
+def document_attribution(*, document_id: uuid.UUID, at_seq: int | None = None) -> AuthoredText:
+    """Who wrote each part of the document right after event `at_seq` (default: now).
+
+    Authors are the actors the server stamped on the events. Replays the log from its first
+    event (a snapshot keeps no authorship): linear in `at_seq`, about 0.1 ms per event.
+    """
+    seq = _checked_seq(document_id, at_seq)
+    result = attribute(_actor_events(document_id, seq))
+    names = _usernames(result.counts)
+    runs: list[tuple[str | None, str]] = []
+    for actor, text in result.runs:
+        name = names.get(actor)
+        if runs and runs[-1][0] == name:  # two ids of one name: a deleted account and None
+            runs[-1] = (name, runs[-1][1] + text)
+        else:
+            runs.append((name, text))
+    counts: dict[str | None, int] = {}
+    for actor, chars in result.counts.items():
+        counts[names.get(actor)] = counts.get(names.get(actor), 0) + chars
+    authors = sorted(counts.items(), key=lambda item: (-item[1], item[0] or ""))
+    return AuthoredText(seq=seq, text=result.text, runs=runs, authors=authors)
+
+
+def document_diff(*, document_id: uuid.UUID, from_seq: int, to_seq: int) -> list[AuthoredChange]:
+    """What changed from the document after `from_seq` to the one after `to_seq`, by author.
+
+    Replays the log up to `to_seq` (linear, as `document_attribution`).
+    """
+    start = _checked_seq(document_id, from_seq)
+    end = _checked_seq(document_id, to_seq)
+    if end < start:
+        raise ValueError("the second seq must not come before the first")
+    changes = authored_diff(_actor_events(document_id, end), start, end)
+    names = _usernames(change.author for change in changes)
+    return [
+        AuthoredChange(op=c.op, text=c.text, author=names.get(c.author), seq=c.seq) for c in changes
+    ]
 
 
 def document_versions(*, document_id: uuid.UUID) -> list[Version]:

@@ -132,3 +132,29 @@ def test_bursts_group_one_author_without_long_pauses() -> None:
         ("bob", 4, 4, 1),
         ("olga", 1, 3, 3),
     ]
+
+
+def test_history_page_shows_authors_on_request_and_an_authored_diff() -> None:
+    document, _ = _doc_with_edits()
+    bob = get_user_model().objects.create_user(username="bob")
+    writer = Writer()
+    for update in (e.update for e in Event.objects.filter(document=document).order_by("seq")):
+        writer.doc.apply_update(bytes(update))
+    _append(document, bob, writer.type(0, "the "))
+    path = f"/admin/collab/document/{document.id}/edits/"
+    _, viewer = _staff("vic", "collab.view_document")
+
+    plain = viewer.get(path).content.decode()
+    assert 'data-testid="show-authors"' in plain and 'data-testid="attribution"' not in plain
+    page = viewer.get(f"{path}?seq=4&authors=1").content.decode()
+    runs = page.split('data-testid="attribution"')[1].split("</div>")[0]
+    assert 'title="bob">the </span>' in runs and 'title="olga">first draft</span>' in runs
+    authors = page.split('data-testid="authors"')[1].split("</ul>")[0]
+    assert "bob: 4 characters" in authors and "olga: 17 characters" in authors
+
+    diff = viewer.get(f"{path}?from=2&to=4").content.decode().split('data-testid="diff"')[1]
+    diff = diff.split("</div>")[0]
+    assert "<ins" in diff and ">the </ins>" in diff and "+bob" in diff
+    assert ">\n\nsecond</ins>" in diff and "+olga" in diff and "<del" not in diff
+    backwards = viewer.get(f"{path}?from=4&to=2", follow=True).content.decode()
+    assert 'data-testid="diff"' not in backwards and "the earlier one first" in backwards

@@ -201,12 +201,54 @@ def test_named_versions() -> None:
     assert _call(client, "POST", path, users["ed"], {"seq": 1, "label": ""}).status_code == 400
 
 
+def test_attribution_and_diff_name_the_server_stamped_authors() -> None:
+    users = _users()
+    document = _document(users)
+    olga, ed = Writer(), Writer()
+    seq = _append(document, users["olga"], olga.paragraph("hello world"))
+    ed.doc.apply_update(olga.doc.get_update())
+    _append(document, users["ed"], ed.type(5, " there"))
+    olga.doc.apply_update(ed.doc.get_update())
+    node = olga.fragment.children[0].children[0]
+    assert isinstance(node, XmlText)
+    before = olga.doc.get_state()
+    del node[0:5]  # olga deletes "hello"
+    head = _append(document, users["olga"], olga.doc.get_update(before))
+    client = Client()
+    base = f"/api/docs/{document.id}"
+
+    at_head = _call(client, "GET", f"{base}/attribution", users["vi"]).json()
+    assert at_head["seq"] == head and at_head["text"] == " there world"
+    assert at_head["runs"] == [
+        {"author": "ed", "text": " there"},
+        {"author": "olga", "text": " world"},
+    ]
+    assert at_head["authors"] == [{"author": "ed", "chars": 6}, {"author": "olga", "chars": 6}]
+    at_seq = _call(client, "GET", f"{base}/attribution?at={seq}", users["vi"]).json()
+    assert at_seq["runs"] == [{"author": "olga", "text": "hello world"}]
+
+    diff = _call(client, "GET", f"{base}/diff?from={seq}", users["vi"]).json()
+    assert diff["from"] == seq and diff["to"] == head
+    assert [(c["op"], c["text"], c["author"]) for c in diff["changes"]] == [
+        ("delete", "hello", "olga"),
+        ("insert", " there", "ed"),
+        ("equal", " world", None),
+    ]
+    assert diff["changes"][0]["seq"] == head and diff["changes"][1]["seq"] == head - 1
+    for bad in (f"diff?from={head}&to={seq}", f"diff?from={head + 1}", "attribution?at=9"):
+        response = _call(client, "GET", f"{base}/{bad}", users["vi"])
+        assert response.status_code == 400, bad
+    assert _call(client, "GET", f"{base}/diff", users["vi"]).status_code == 400  # from is needed
+
+
 @pytest.mark.parametrize(
     ("method", "endpoint", "body", "allowed"),
     [
         ("GET", "history", None, {"olga", "ed", "vi"}),
         ("GET", "content?at=1", None, {"olga", "ed", "vi"}),
         ("GET", "versions", None, {"olga", "ed", "vi"}),
+        ("GET", "attribution?at=1", None, {"olga", "ed", "vi"}),
+        ("GET", "diff?from=0&to=1", None, {"olga", "ed", "vi"}),
         ("POST", "versions", {"seq": 1, "label": "x"}, {"olga", "ed"}),
         ("POST", "restore", {"seq": 0}, {"olga", "ed"}),
     ],

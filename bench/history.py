@@ -7,7 +7,11 @@ paragraph's XmlText as in bench/background.py) is appended to a fresh SQLite log
 are filled (`events.history.checkpoints_fill`, what the compaction task does), and then:
 - content: `GET /api/docs/{id}/content?at=SEQ` for random seqs through Django's test client
   (HTML; the text variant too), p50/p95/max; checked against the trace's own text;
-- history: the first page and a page deep in the log of `GET /api/docs/{id}/history`.
+- history: the first page and a page deep in the log of `GET /api/docs/{id}/history`;
+- the admin's history page (`/admin/collab/document/{id}/edits/`: timeline, rendered document,
+  versions) at the head and at random seqs, p50/p95/max;
+- attribution at the head and the authored diff from the middle of the log to the head, once
+  each (both replay the log from its first event).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.background import TRACE, trace_updates  # noqa: E402
+from bench.background import TRACE  # noqa: E402
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -35,17 +39,35 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def _trace_texts(limit: int | None) -> list[str]:
-    """The trace's text after each transaction (index 0: empty)."""
+def _trace_with_texts(limit: int | None, samples: int) -> tuple[list[bytes], dict[int, str]]:
+    """The trace as one update per transaction (as bench/background.py makes it), and the
+    writer's own text right after the events at `samples` random seqs."""
     import gzip
 
+    from pycrdt import Doc, XmlElement, XmlFragment, XmlText
+
     trace = json.loads(gzip.decompress(TRACE.read_bytes()))
-    text, texts = "", [""]
-    for txn in trace["txns"][:limit]:
-        for pos, delete, insert in txn["patches"]:
-            text = text[:pos] + insert + text[pos + delete :]
-        texts.append(text)
-    return texts
+    txns = trace["txns"][:limit]
+    doc: Doc[Any] = Doc()
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    root = doc.get("default", type=XmlFragment)
+    paragraph = root.children.append(XmlElement("paragraph"))
+    text = paragraph.children.append(XmlText())
+    rng = random.Random(1)
+    wanted = {rng.randint(len(updates) + 1, len(updates) + len(txns)) for _ in range(samples)}
+    texts: dict[int, str] = {}
+    for txn in txns:
+        with doc.transaction():
+            for pos, delete, insert in txn["patches"]:
+                if delete:
+                    del text[pos : pos + delete]
+                if insert:
+                    text.insert(pos, insert)
+        if len(updates) in wanted:
+            # The writer's own view (pycrdt's indexing), not a re-derivation from the log.
+            texts[len(updates)] = "".join(run for run, _ in text.diff())
+    return updates, texts
 
 
 def main() -> None:
@@ -62,6 +84,13 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
+
+    # The page links static files by plain name: no `collectstatic` manifest needed here.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.test import Client
@@ -71,8 +100,7 @@ def main() -> None:
     from events.services import NewEvent, event_append_batch
 
     call_command("migrate", verbosity=0)
-    updates = trace_updates(limit)
-    texts = _trace_texts(limit)
+    updates, texts = _trace_with_texts(limit, samples)
     owner = get_user_model().objects.create_user("bench")
     document = document_create(owner=owner, title="seph-blog1")
     for start in range(0, len(updates), 2000):
@@ -83,15 +111,14 @@ def main() -> None:
             ]
         )
     head = len(updates)
-    setup = head - (len(texts) - 1)  # events before the trace's first transaction
     started = time.perf_counter()
     made = checkpoints_fill(document_id=document.id)
     fill_s = time.perf_counter() - started
 
     client = Client(SERVER_NAME="127.0.0.1")  # a host ALLOWED_HOSTS has by default
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token_issue(user=owner)}"}
-    rng = random.Random(1)
-    seqs = [rng.randint(1, head) for _ in range(samples)]
+    seqs = sorted(texts)
+    random.Random(2).shuffle(seqs)
     timings: dict[str, list[float]] = {"html": [], "text": []}
     for fmt in ("html", "text"):
         for seq in seqs:
@@ -100,8 +127,7 @@ def main() -> None:
             timings[fmt].append((time.perf_counter() - t0) * 1000)
             assert response.status_code == 200, response.content
             if fmt == "text":
-                # The first events create the paragraph; then one event per transaction.
-                assert response.json()["content"] == texts[max(0, seq - setup)], seq
+                assert response.json()["content"] == texts[seq], seq
     pages: dict[str, float] = {}
     for name, after in (("first", 0), ("deep", head - 150)):
         t0 = time.perf_counter()
@@ -109,11 +135,28 @@ def main() -> None:
         pages[name] = (time.perf_counter() - t0) * 1000
         assert response.status_code == 200 and len(response.json()["events"]) == 100
 
+    admin = get_user_model().objects.create_superuser("bench-admin")
+    browser = Client(SERVER_NAME="127.0.0.1")
+    browser.force_login(admin)
+    page_ms: list[float] = []
+    for seq in [None, *seqs[:20]]:
+        query = "" if seq is None else f"?seq={seq}"
+        t0 = time.perf_counter()
+        response = browser.get(f"/admin/collab/document/{document.id}/edits/{query}")
+        page_ms.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200 and b'data-testid="timeline"' in response.content
+    replays: dict[str, float] = {}
+    for name, path in (("attribution", "attribution"), ("diff", f"diff?from={head // 2}")):
+        t0 = time.perf_counter()
+        response = client.get(f"/api/docs/{document.id}/{path}", **auth)
+        replays[name] = time.perf_counter() - t0
+        assert response.status_code == 200, response.content
+
     results: dict[str, Any] = {
         "events": head,
         "checkpoints": made,
         "checkpoint_fill_s": round(fill_s, 2),
-        "samples": samples,
+        "samples": len(seqs),
         **{
             f"content_{fmt}_ms": {
                 "p50": round(statistics.median(v), 1),
@@ -123,12 +166,19 @@ def main() -> None:
             for fmt, v in timings.items()
         },
         "history_page_ms": {k: round(v, 1) for k, v in pages.items()},
+        "admin_page_ms": {
+            "loads": len(page_ms),
+            "p50": round(statistics.median(page_ms), 1),
+            "p95": round(_percentile(page_ms, 95), 1),
+            "max": round(max(page_ms), 1),
+        },
+        "replay_s": {k: round(v, 2) for k, v in replays.items()},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(
         f"log of {head:,} events; {made} checkpoints filled in {fill_s:.2f} s; "
-        f"{samples} random seqs, each checked against the trace's text"
+        f"{len(seqs)} random seqs, each checked against the writer's text at that seq"
     )
     for fmt in ("html", "text"):
         c = results[f"content_{fmt}_ms"]
@@ -139,6 +189,15 @@ def main() -> None:
     print(
         f"history page (100 events): first {pages['first']:.1f} ms, "
         f"deep in the log {pages['deep']:.1f} ms"
+    )
+    a = results["admin_page_ms"]
+    print(
+        f"admin history page ({a['loads']} loads, head and random seqs): p50 {a['p50']} ms, "
+        f"p95 {a['p95']} ms, max {a['max']} ms"
+    )
+    print(
+        f"attribution at the head {replays['attribution']:.2f} s; "
+        f"diff from #{head // 2:,} to the head {replays['diff']:.2f} s"
     )
 
 

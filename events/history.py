@@ -280,7 +280,7 @@ def document_attribution(*, document_id: uuid.UUID, at_seq: int | None = None) -
     """Who wrote each part of the document right after event `at_seq` (default: now).
 
     Authors are the actors the server stamped on the events. Replays the log from its first
-    event (a snapshot keeps no authorship): linear in `at_seq`, about 0.1 ms per event.
+    event (a snapshot keeps no authorship): 1.2 s for 40k events, 12 s for 137k here.
     """
     seq = _checked_seq(document_id, at_seq)
     result = attribute(_actor_events(document_id, seq))

@@ -95,16 +95,130 @@ export function waitFor (check, subscribe, timeoutMs) {
 }
 
 /**
- * Resolve true once the text of `ydoc.getText(name)` equals `expected`, false after `timeoutMs`.
+ * What a script edits. "text": `ydoc.getText(name)`. "paragraph": the browser editor's layout
+ * (TipTap / y-prosemirror), the XmlText inside the first `paragraph` XmlElement of
+ * `ydoc.getXmlFragment("default")`, which the server's history, rendering and attribution read.
+ */
+export const SHAPES = ['text', 'paragraph']
+// The fragment TipTap's Collaboration extension edits.
+const FRAGMENT = 'default'
+
+/**
+ * The `--shape` option, checked ("text" when absent).
+ * @param {Record<string, any>} args
+ * @returns {'text' | 'paragraph'}
+ */
+export function shapeOption (args) {
+  const shape = args.shape ?? 'text'
+  if (!SHAPES.includes(shape)) {
+    process.stderr.write(`--shape must be one of ${SHAPES.join(', ')}\n`)
+    process.exit(2)
+  }
+  return shape
+}
+
+/**
+ * The XmlText of the first `paragraph` of the content fragment, or null if there is none yet.
+ * Looked up on every call: a restore replaces the paragraphs.
+ * @param {Y.Doc} ydoc
+ * @returns {Y.XmlText | null}
+ */
+export function paragraphText (ydoc) {
+  for (const child of ydoc.getXmlFragment(FRAGMENT).toArray()) {
+    if (child instanceof Y.XmlElement && child.nodeName === 'paragraph') {
+      const text = child.toArray().find((node) => node instanceof Y.XmlText)
+      return text ?? null
+    }
+  }
+  return null
+}
+
+/**
+ * Append a `paragraph` holding an empty XmlText to the content fragment (inside the caller's
+ * transaction, if any); its XmlText. Two clients doing this concurrently make two paragraphs.
+ * @param {Y.Doc} ydoc
+ * @returns {Y.XmlText}
+ */
+export function createParagraph (ydoc) {
+  const fragment = ydoc.getXmlFragment(FRAGMENT)
+  const paragraph = new Y.XmlElement('paragraph')
+  const text = new Y.XmlText()
+  ydoc.transact(() => {
+    fragment.insert(fragment.length, [paragraph])
+    paragraph.insert(0, [text])
+  })
+  return text
+}
+
+/**
+ * The text a script edits in `shape`, creating the paragraph first if `create` and missing.
+ * @param {Y.Doc} ydoc
+ * @param {string} name
+ * @param {string} shape
+ * @param {{ create?: boolean }} [options]
+ * @returns {Y.Text | null}
+ */
+export function editedText (ydoc, name, shape, { create = false } = {}) {
+  if (shape === 'text') return ydoc.getText(name)
+  return paragraphText(ydoc) ?? (create ? createParagraph(ydoc) : null)
+}
+
+/**
+ * The characters of an XmlText (embeds left out, marks ignored).
+ * @param {Y.XmlText} text
+ * @returns {string}
+ */
+function plainText (text) {
+  return text.toDelta().map((op) => (typeof op.insert === 'string' ? op.insert : '')).join('')
+}
+
+/**
+ * The document's text in `shape`: the Y.Text's, or (paragraph) every top-level block's text
+ * joined by a blank line, as the server's plain-text rendering of flat paragraphs is.
+ * @param {Y.Doc} ydoc
+ * @param {string} name
+ * @param {string} shape
+ * @returns {string}
+ */
+export function documentText (ydoc, name, shape) {
+  if (shape === 'text') return ydoc.getText(name).toString()
+  return ydoc.getXmlFragment(FRAGMENT).toArray().map((block) => {
+    if (block instanceof Y.XmlText) return plainText(block)
+    return block.toArray().map((node) => (node instanceof Y.XmlText ? plainText(node) : '')).join('')
+  }).join('\n\n')
+}
+
+/**
+ * An upper bound of `documentText(...).length`, cheap enough to test on every transaction.
+ * @param {Y.Doc} ydoc
+ * @param {string} name
+ * @param {string} shape
+ * @returns {number}
+ */
+function documentLength (ydoc, name, shape) {
+  if (shape === 'text') return ydoc.getText(name).length
+  const blocks = ydoc.getXmlFragment(FRAGMENT).toArray()
+  let length = 2 * Math.max(0, blocks.length - 1)
+  for (const block of blocks) {
+    if (block instanceof Y.XmlText) length += block.length
+    else for (const node of block.toArray()) if (node instanceof Y.XmlText) length += node.length
+  }
+  return length
+}
+
+/**
+ * Resolve true once the document's text (in `shape`, default "text": `ydoc.getText(name)`)
+ * equals `expected`, false after `timeoutMs`.
  * @param {Y.Doc} ydoc
  * @param {string} name
  * @param {string} expected
  * @param {number} timeoutMs
+ * @param {string} [shape]
  * @returns {Promise<boolean>}
  */
-export function waitText (ydoc, name, expected, timeoutMs) {
-  const ytext = ydoc.getText(name)
-  const matches = () => ytext.length === expected.length && ytext.toString() === expected
+export function waitText (ydoc, name, expected, timeoutMs, shape = 'text') {
+  const matches = () =>
+    documentLength(ydoc, name, shape) >= expected.length && documentText(ydoc, name, shape) === expected
   return waitFor(matches, (wake) => {
     ydoc.on('afterTransaction', wake)
     return () => ydoc.off('afterTransaction', wake)

@@ -1,18 +1,43 @@
 // A long-lived stock client driven by JSON lines: commands on stdin, one reply per command on
 // stdout, plus unsolicited {"event": ...} lines for connection changes.
-//   node driver.mjs --url ws://HOST:PORT/ws/docs --room ID [--token T] [--name text] [--no-reconnect]
-// Positions and lengths are Y.Text indexes (UTF-16 code units). A command's "id", if any, is
-// echoed in its reply.
+//   node driver.mjs --url ws://HOST:PORT/ws/docs --room ID [--token T] [--name text]
+//        [--shape text|paragraph] [--no-reconnect]
+// --shape paragraph edits the first paragraph of XmlFragment("default") (the browser editor's
+// layout) instead of Y.Text `name`. Positions and lengths are Y.Text indexes (UTF-16 code
+// units). A command's "id", if any, is echoed in its reply.
 import { createInterface } from 'node:readline'
-import { emit, openProvider, parseOptions, requireOptions, seededRandom, sleep, waitFor, waitText, Y } from './common.mjs'
+import {
+  createParagraph, documentText, editedText, emit, openProvider, paragraphText, parseOptions,
+  requireOptions, seededRandom, shapeOption, sleep, waitFor, waitText, Y
+} from './common.mjs'
 
 const DEFAULT_TIMEOUT_MS = 10000
 const ALPHABET = ['a', 'b', 'c', 'x', 'y', 'z', ' ', 'Ä', 'é', 'Ω', '😀']
 
 /**
- * @typedef {{ ydoc: Y.Doc, ytext: Y.Text, provider: import('y-websocket').WebsocketProvider,
- *             name: string, closed: boolean, exiting: boolean }} Session
+ * @typedef {{ ydoc: Y.Doc, provider: import('y-websocket').WebsocketProvider, name: string,
+ *             shape: 'text' | 'paragraph', closed: boolean, exiting: boolean }} Session
  */
+
+/**
+ * The text edits go to; in the paragraph shape, created (in the caller's transaction) when
+ * the document has no paragraph yet, or null with `create` false.
+ * @param {Session} session
+ * @param {boolean} [create]
+ * @returns {Y.Text | null}
+ */
+function target (session, create = true) {
+  return editedText(session.ydoc, session.name, session.shape, { create })
+}
+
+/**
+ * The document's text as this client sees it (paragraph shape: blocks joined by a blank line).
+ * @param {Session} session
+ * @returns {string}
+ */
+function currentText (session) {
+  return documentText(session.ydoc, session.name, session.shape)
+}
 
 /**
  * Report the provider's connection events as {"event": ...} lines; with `noReconnect`,
@@ -60,28 +85,34 @@ function codePointBoundary (text, pos) {
 
 /**
  * Make `count` random inserts and deletes on the text, one transaction each, never
- * splitting a surrogate pair.
+ * splitting a surrogate pair. Inserts are 1-4 characters of `alphabet`. An edit is an insert
+ * with probability `insertRatio`; an edit of an empty text is an insert, or skipped when
+ * `insertRatio` is 0 (deletes only). In the paragraph shape, a missing paragraph is created
+ * in the first insert's transaction.
  * @param {Session} session
- * @param {number} count
- * @param {number} seed
- * @param {number} delayMs
+ * @param {{ count: number, seed: number, delayMs: number, alphabet: string[], insertRatio: number }} options
  */
-async function randomEdits (session, count, seed, delayMs) {
+async function randomEdits (session, { count, seed, delayMs, alphabet, insertRatio }) {
   const random = seededRandom(seed)
   const pick = (n) => Math.floor(random() * n)
   for (let i = 0; i < count; i++) {
-    const current = session.ytext.toString()
+    const existing = target(session, false)
+    const current = existing === null ? '' : existing.toString()
     const length = current.length
-    session.ydoc.transact(() => {
-      if (length === 0 || random() < 0.7) {
-        const text = Array.from({ length: 1 + pick(4) }, () => ALPHABET[pick(ALPHABET.length)]).join('')
-        session.ytext.insert(codePointBoundary(current, pick(length + 1)), text)
-      } else {
-        const pos = codePointBoundary(current, pick(length))
-        const end = codePointBoundary(current, Math.min(pos + 1 + pick(4), length))
-        if (end > pos) session.ytext.delete(pos, end - pos)
-      }
-    })
+    const insert = length === 0 ? insertRatio > 0 : random() < insertRatio
+    if (insert || length > 0) {
+      session.ydoc.transact(() => {
+        const ytext = existing ?? target(session)
+        if (insert) {
+          const text = Array.from({ length: 1 + pick(4) }, () => alphabet[pick(alphabet.length)]).join('')
+          ytext.insert(codePointBoundary(current, pick(length + 1)), text)
+        } else {
+          const pos = codePointBoundary(current, pick(length))
+          const end = codePointBoundary(current, Math.min(pos + 1 + pick(4), length))
+          if (end > pos) ytext.delete(pos, end - pos)
+        }
+      })
+    }
     if (delayMs > 0) await sleep(delayMs)
   }
 }
@@ -117,23 +148,46 @@ const COMMANDS = {
     return { ok: false, error: session.closed ? 'closed' : 'timeout' }
   },
   insert (session, command) {
-    session.ydoc.transact(() => session.ytext.insert(command.pos, command.text))
+    session.ydoc.transact(() => target(session).insert(command.pos, command.text))
     return { ok: true }
   },
   delete (session, command) {
-    session.ydoc.transact(() => session.ytext.delete(command.pos, command.len))
+    const ytext = target(session, false)
+    if (ytext === null) return { ok: false, error: 'no paragraph' }
+    session.ydoc.transact(() => ytext.delete(command.pos, command.len))
     return { ok: true }
   },
   text (session) {
-    return { ok: true, text: session.ytext.toString() }
+    return { ok: true, text: currentText(session) }
   },
   async wait_text (session, command) {
-    const ok = await waitText(session.ydoc, session.name, command.equals, command.timeout ?? DEFAULT_TIMEOUT_MS)
-    return { ok, text: session.ytext.toString() }
+    const timeout = command.timeout ?? DEFAULT_TIMEOUT_MS
+    const ok = await waitText(session.ydoc, session.name, command.equals, timeout, session.shape)
+    return { ok, text: currentText(session) }
   },
   async random_edits (session, command) {
-    await randomEdits(session, command.count, command.seed ?? 1, command.delay_ms ?? 0)
-    return { ok: true, text: session.ytext.toString() }
+    await randomEdits(session, {
+      count: command.count,
+      seed: command.seed ?? 1,
+      delayMs: command.delay_ms ?? 0,
+      alphabet: command.alphabet === undefined ? ALPHABET : Array.from(command.alphabet),
+      insertRatio: command.insert_ratio ?? 0.7
+    })
+    return { ok: true, text: currentText(session) }
+  },
+  make_paragraph (session) {
+    if (session.shape !== 'paragraph') return { ok: false, error: 'not in the paragraph shape' }
+    const created = paragraphText(session.ydoc) === null
+    if (created) createParagraph(session.ydoc)
+    return { ok: true, created }
+  },
+  async wait_paragraph (session, command) {
+    const { ydoc } = session
+    const ok = await waitFor(() => paragraphText(ydoc) !== null, (wake) => {
+      ydoc.on('afterTransaction', wake)
+      return () => ydoc.off('afterTransaction', wake)
+    }, command.timeout ?? DEFAULT_TIMEOUT_MS)
+    return { ok }
   },
   awareness (session, command) {
     session.provider.awareness.setLocalState(command.state)
@@ -188,12 +242,13 @@ function withId (command, reply) {
 
 /** Open the client and serve commands until "close" or end of input. */
 async function main () {
-  const args = parseOptions(['url', 'room', 'token', 'name'], ['no-reconnect'])
+  const args = parseOptions(['url', 'room', 'token', 'name', 'shape'], ['no-reconnect'])
   requireOptions(args, ['url', 'room'])
   const name = args.name ?? 'text'
+  const shape = shapeOption(args)
   const ydoc = new Y.Doc()
   const provider = openProvider(args.url, args.room, ydoc, args.token, { connect: false })
-  const session = { ydoc, ytext: ydoc.getText(name), name, provider, closed: false, exiting: false }
+  const session = { ydoc, name, shape, provider, closed: false, exiting: false }
   reportEvents(session, args['no-reconnect'])
   provider.connect()
   for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {

@@ -1,10 +1,17 @@
 // Replay a sequential editing trace through a stock client and time it until a second
 // client (separate Y.Doc) holds the same text.
 //   node replay.mjs --url ws://HOST:PORT/ws/docs --room ID --token T --trace t.json.gz
-//        [--limit N] [--name text] [--reader-token T] [--window N] [--stall 15]
+//        [--limit N] [--name text] [--shape text|paragraph] [--reader-token T] [--window N]
+//        [--stall 15]
 // --window N: keep the writer at most N transactions ahead of the reader (0: unbounded).
 // --stall S: give up once the reader has not changed for S seconds (reader_matches false).
-import { emit, now, openProvider, parseOptions, requireOptions, waitSynced, waitText, Y } from './common.mjs'
+// --shape paragraph: type into the first paragraph of XmlFragment("default") (the browser
+// editor's layout); the writer first creates that paragraph in a transaction of its own
+// (reported as setup_txns), so the log holds one event more than the trace's transactions.
+import {
+  documentText, editedText, emit, now, openProvider, parseOptions, requireOptions, shapeOption,
+  waitSynced, waitText, Y
+} from './common.mjs'
 import { loadTrace } from './trace.mjs'
 
 const SYNC_TIMEOUT_MS = 30000
@@ -49,15 +56,14 @@ async function waitReader (reader, writerID, clock, stalled) {
 }
 
 /**
- * Apply each transaction's patches to the writer's text in its own `transact` (one update
- * each). With `window` > 0, keep at most that many transactions ahead of the reader.
+ * Apply each transaction's patches to `ytext` (the writer's) in its own `transact` (one
+ * update each). With `window` > 0, keep at most that many transactions ahead of the reader.
  * @param {{ provider: import('y-websocket').WebsocketProvider, ydoc: Y.Doc }} writer
- * @param {string} name
+ * @param {Y.Text} ytext
  * @param {[number, number, string][][]} txns
  * @param {{ window: number, reader: Y.Doc, stalled: () => boolean }} pacing
  */
-async function applyTxns (writer, name, txns, pacing) {
-  const ytext = writer.ydoc.getText(name)
+async function applyTxns (writer, ytext, txns, pacing) {
   const clocks = new Array(txns.length)
   for (let i = 0; i < txns.length; i++) {
     writer.ydoc.transact(() => {
@@ -96,18 +102,19 @@ function progressWatch (ydoc, stallMs) {
 }
 
 /**
- * Resolve true once the reader's text equals `expected`, false once it stalls.
+ * Resolve true once the reader's text (in `shape`) equals `expected`, false once it stalls.
  * @param {Y.Doc} reader
  * @param {string} name
+ * @param {string} shape
  * @param {string} expected
  * @param {() => boolean} stalled
  * @returns {Promise<boolean>}
  */
-async function waitMatch (reader, name, expected, stalled) {
+async function waitMatch (reader, name, shape, expected, stalled) {
   while (!stalled()) {
-    if (await waitText(reader, name, expected, STALL_POLL_MS)) return true
+    if (await waitText(reader, name, expected, STALL_POLL_MS, shape)) return true
   }
-  return reader.getText(name).toString() === expected
+  return documentText(reader, name, shape) === expected
 }
 
 /**
@@ -127,25 +134,30 @@ async function connectSynced (args, token) {
 
 /** Run the replay and print the result line. */
 async function main () {
-  const args = parseOptions(['url', 'room', 'token', 'trace', 'limit', 'name', 'reader-token', 'window', 'stall'])
+  const args = parseOptions(['url', 'room', 'token', 'trace', 'limit', 'name', 'shape', 'reader-token', 'window', 'stall'])
   requireOptions(args, ['url', 'room', 'trace'])
   const name = args.name ?? 'text'
+  const shape = shapeOption(args)
   const { txns, expected } = loadTrace(args.trace, args.limit ? Number(args.limit) : Infinity)
   const writer = await connectSynced(args, args.token)
   const reader = await connectSynced(args, args['reader-token'] ?? args.token)
+  // The paragraph, when the document has none, is made in a transaction of its own.
+  const setupTxns = shape === 'paragraph' && editedText(writer.ydoc, name, shape) === null ? 1 : 0
+  const ytext = editedText(writer.ydoc, name, shape, { create: true })
   const watch = progressWatch(reader.ydoc, Number(args.stall ?? 15) * 1000)
   const started = now()
   const pacing = { window: Number(args.window ?? 0), reader: reader.ydoc, stalled: watch.stalled }
-  await applyTxns(writer, name, txns, pacing)
+  await applyTxns(writer, ytext, txns, pacing)
   watch.touch()
-  const matches = await waitMatch(reader.ydoc, name, expected, watch.stalled)
+  const matches = await waitMatch(reader.ydoc, name, shape, expected, watch.stalled)
   const seconds = ((matches ? now() : watch.lastChange()) - started) / 1000
   emit({
     txns: txns.length,
+    setup_txns: setupTxns,
     seconds: Number(seconds.toFixed(3)),
     edits_per_s: matches ? Math.round(txns.length / seconds) : null,
     reader_matches: matches,
-    final_len: reader.ydoc.getText(name).length,
+    final_len: documentText(reader.ydoc, name, shape).length,
     expected_len: expected.length
   })
   writer.provider.destroy()

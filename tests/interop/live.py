@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -118,6 +119,49 @@ class LiveServer:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
 
+    def api_status(
+        self, method: str, path: str, token: str, body: Any = None, timeout: float = 60
+    ) -> tuple[int, Any]:
+        """Call the JSON API; the status code and the decoded body, errors included."""
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{self.port}/api{path}",
+                method=method,
+                data=None if body is None else json.dumps(body).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def history(self, doc_id: str, token: str) -> tuple[list[dict[str, Any]], int]:
+        """Every event of the history API, oldest first (all pages), and the head it reported."""
+        events: list[dict[str, Any]] = []
+        after: int | None = 0
+        head = 0
+        while after is not None:
+            page = self.api("GET", f"/docs/{doc_id}/history?after={after}&limit=1000", token)
+            events.extend(page["events"])
+            head, after = page["head"], page["next_after"]
+        return events, head
+
+    def content_text(self, doc_id: str, token: str, at: int | None = None) -> tuple[int, str]:
+        """The document's plain text right after event `at` (default: now), and that seq."""
+        query = "format=text" if at is None else f"format=text&at={at}"
+        reply = self.api("GET", f"/docs/{doc_id}/content?{query}", token)
+        return int(reply["seq"]), str(reply["content"])
+
+    def logged(self, doc_id: str, token: str, text: str, timeout: float = 30) -> int:
+        """Wait until the log's latest version reads `text`; the seq of that version."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seq, content = self.content_text(doc_id, token)
+            if content == text:
+                return seq
+            assert time.monotonic() < deadline, f"the log reads {content!r}, not {text!r}"
+            time.sleep(0.1)
+
     def document(self, owner_token: str, **members: str) -> str:
         """Create a document and share it: members maps username → role."""
         doc_id = str(self.api("POST", "/docs", owner_token, {"title": "interop"})["id"])
@@ -199,6 +243,28 @@ class NodeClient:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def replay(server: LiveServer, doc_id: str, token: str, *extra: str, timeout: float = 540) -> Any:
+    """Run replay.mjs (writer and reader clients) against the server; its result line."""
+    out = subprocess.run(
+        [
+            "node",
+            str(CLIENTS / "replay.mjs"),
+            "--url",
+            server.ws_url,
+            "--room",
+            doc_id,
+            f"--token={token}",
+            *extra,
+        ],
+        cwd=CLIENTS,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def converged(clients: list[NodeClient], timeout: float = 30) -> str:

@@ -30,6 +30,10 @@ class Event(models.Model):
     )
     yjs_client_id = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField()
+    # Tamper evidence: sha256 over the previous event's hash and this event's fields
+    # (events/chain.py says exactly which bytes). Raw 32 bytes, not hex: the chain is computed
+    # on digests, and it is half the size on every row. Written only by the append.
+    hash = models.BinaryField(max_length=32)
 
     class Meta:
         constraints = [

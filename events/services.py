@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
@@ -16,13 +17,23 @@ from django.utils import timezone
 from collab.models import Document
 from collab.notify import publish
 from collab.sync.compaction import decode_pending, encode_pending, fold
+from events.chain import GENESIS, event_hash
 from events.models import Event, EventKind, Snapshot
 from events.selectors import document_head, events_after
 
 # Rows per INSERT statement: one statement is one trip into the driver (and one GIL release
-# and re-acquire); 7 columns x 1000 rows stays under SQLite's 32766-parameter limit.
+# and re-acquire); 8 columns x 1000 rows stays under SQLite's 32766-parameter limit.
 _ROWS_PER_INSERT = 1000
-_COLUMNS = ("document_id", "seq", "kind", "update", "actor_id", "yjs_client_id", "created_at")
+_COLUMNS = (
+    "document_id",
+    "seq",
+    "kind",
+    "update",
+    "actor_id",
+    "yjs_client_id",
+    "created_at",
+    "hash",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,23 +119,52 @@ def _append(cursor: Any, items: Sequence[NewEvent], *, own_transaction: bool) ->
         doc_id: document_field.get_db_prep_value(doc_id, db)
         for doc_id in sorted({item.document_id for item in items})
     }
-    stamp = Event._meta.get_field("created_at").get_db_prep_value(timezone.now(), db)
+    # One time for the batch; the hash covers this datetime, and what the database stores
+    # (SQLite: naive UTC text; PostgreSQL: timestamptz) reads back equal to it, microseconds
+    # and all (tests/integration/test_tamper.py).
+    now = timezone.now()
+    stamp = Event._meta.get_field("created_at").get_db_prep_value(now, db)
     if own_transaction:
         cursor.execute(sql.begin)
     try:
         heads = _lock_and_read_heads(cursor, sql, doc_values)
-        seqs = []
-        for item in items:
-            heads[item.document_id] += 1
-            seqs.append(heads[item.document_id])
-        _insert_rows(cursor, sql, items, seqs, doc_values, stamp)
+        rows = _number_and_chain(items, heads, now)
+        _insert_rows(cursor, sql, items, rows, doc_values, stamp)
     except BaseException:
         if own_transaction:
             cursor.execute("ROLLBACK")
         raise
     if own_transaction:
         cursor.execute("COMMIT")
-    return seqs
+    return [row[0] for row in rows]
+
+
+def _number_and_chain(
+    items: Sequence[NewEvent], heads: dict[uuid.UUID, tuple[int, bytes]], now: datetime
+) -> list[tuple[int, bytes]]:
+    """Each item's (seq, hash), going on from its document's head (and advancing `heads`)."""
+    rows = []
+    for item in items:
+        seq, prev = heads[item.document_id]
+        seq += 1
+        digest = event_hash(
+            prev,
+            document_id=_as_uuid(item.document_id),
+            seq=seq,
+            kind=item.kind,
+            actor_id=item.actor_id,
+            yjs_client_id=item.yjs_client_id,
+            created_at=now,
+            update=item.update,
+        )
+        heads[item.document_id] = (seq, digest)
+        rows.append((seq, digest))
+    return rows
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    """The UUID the database hands back for this document id (a caller may pass a string)."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 @dataclass(frozen=True)
@@ -163,12 +203,15 @@ def _sql_for(vendor: str) -> _Sql:
             if db.features.has_select_for_update
             else ""
         ),
-        # One scalar subquery per document, so each head is a single index probe on
-        # (document, seq); MAX ... GROUP BY walked every event of the document.
+        # Scalar subqueries per document, so the head's seq and its hash are each a single
+        # index probe on (document, seq); MAX ... GROUP BY walked every event of the document.
         heads=(
-            f"SELECT d.{doc_id}, (SELECT MAX(e.{q('seq')}) FROM {events} e "
-            f"WHERE e.{q('document_id')} = d.{doc_id}) FROM {documents} d "
-            f"WHERE d.{doc_id} IN ({{}})"
+            f"SELECT d.{doc_id}, "
+            f"(SELECT MAX(e.{q('seq')}) FROM {events} e "
+            f"WHERE e.{q('document_id')} = d.{doc_id}), "
+            f"(SELECT e.{q('hash')} FROM {events} e WHERE e.{q('document_id')} = d.{doc_id} "
+            f"ORDER BY e.{q('seq')} DESC LIMIT 1) "
+            f"FROM {documents} d WHERE d.{doc_id} IN ({{}})"
         ),
         insert=f"INSERT INTO {events} ({', '.join(q(c) for c in _COLUMNS)}) VALUES ",
         row="(" + ", ".join([mark] * len(_COLUMNS)) + ")",
@@ -177,8 +220,8 @@ def _sql_for(vendor: str) -> _Sql:
 
 def _lock_and_read_heads(
     cursor: Any, sql: _Sql, doc_values: dict[uuid.UUID, Any]
-) -> dict[uuid.UUID, int]:
-    """Lock the documents' rows and read each one's highest seq."""
+) -> dict[uuid.UUID, tuple[int, bytes]]:
+    """Lock the documents' rows and read each one's highest seq and that event's hash."""
     params = list(doc_values.values())
     marks = sql.marks(len(params))
     if sql.lock:
@@ -192,14 +235,18 @@ def _lock_and_read_heads(
     if len(rows) != len(params):
         raise Document.DoesNotExist("a document was deleted while edits to it were queued")
     by_value = {value: doc_id for doc_id, value in doc_values.items()}
-    return {by_value[value]: head or 0 for value, head in rows}
+    # bytes(): sqlite3 and psycopg give bytes, psycopg2 a memoryview.
+    return {
+        by_value[value]: (head, bytes(digest)) if head else (0, GENESIS)
+        for value, head, digest in rows
+    }
 
 
 def _insert_rows(
     cursor: Any,
     sql: _Sql,
     items: Sequence[NewEvent],
-    seqs: list[int],
+    numbered: list[tuple[int, bytes]],
     doc_values: dict[uuid.UUID, Any],
     stamp: Any,
 ) -> None:
@@ -213,8 +260,9 @@ def _insert_rows(
             item.actor_id,
             item.yjs_client_id,
             stamp,
+            digest,
         )
-        for item, seq in zip(items, seqs, strict=True)
+        for item, (seq, digest) in zip(items, numbered, strict=True)
     ]
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]

@@ -1,0 +1,100 @@
+"""The event log's hash chain: what each event's `hash` covers, byte for byte (no Django).
+
+    hash(N) = sha256(hash(N-1) || body(N)),  hash(0) = 32 zero bytes (the genesis)
+
+`body(N)` is the concatenation, with no separators, of:
+
+    b"palimpsest.event.v1"                         the version of this encoding (19 bytes)
+    document_id                                    the UUID's 16 bytes (`uuid.UUID.bytes`)
+    seq                                            unsigned 64-bit big-endian
+    len(kind) || kind                              unsigned 32-bit big-endian length, UTF-8
+    actor_id                                       optional integer (below)
+    yjs_client_id                                  optional integer (below)
+    len(created_at) || created_at                  unsigned 32-bit big-endian length, ASCII
+    sha256(update)                                 32 bytes
+
+An optional integer is one byte 0x00 for None, or 0x01 and the value as a signed 64-bit
+big-endian integer, so None and 0 differ. `created_at` is the time in UTC at microsecond
+precision, `dt.astimezone(timezone.utc).isoformat(timespec="microseconds")`, e.g.
+`2026-11-22T03:49:00.120000+00:00`: both SQLite and PostgreSQL give that back exactly.
+Every field has a fixed width or a length prefix, so no two different events encode alike.
+
+The chain shows an edited or deleted event (its own hash, or the next one's, no longer
+matches), but not a cut tail: deleting the newest events leaves a shorter, valid chain.
+Only a head hash kept elsewhere (an anchor) would show that.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import struct
+import uuid
+from datetime import UTC, datetime
+
+GENESIS = bytes(32)
+DIGEST_SIZE = 32
+_VERSION = b"palimpsest.event.v1"
+_NONE = b"\x00"
+_SEQ = struct.Struct(">Q")
+_LENGTH = struct.Struct(">I")
+_SOME_INT = struct.Struct(">Bq")
+
+
+def event_hash(
+    prev_hash: bytes,
+    *,
+    document_id: uuid.UUID,
+    seq: int,
+    kind: str,
+    actor_id: int | None,
+    yjs_client_id: int | None,
+    created_at: datetime,
+    update: bytes,
+) -> bytes:
+    """The 32-byte hash of one event, chained onto the previous event's hash."""
+    return hashlib.sha256(
+        b"".join(
+            (
+                prev_hash,
+                _head(document_id),
+                _SEQ.pack(seq),
+                _text(kind),
+                _optional_int(actor_id),
+                _optional_int(yjs_client_id),
+                _time(created_at),
+                hashlib.sha256(update).digest(),
+            )
+        )
+    ).digest()
+
+
+def canonical_time(created_at: datetime) -> str:
+    """`created_at` as it is hashed: UTC, microseconds, ISO 8601; a naive time is refused."""
+    if created_at.tzinfo is None or created_at.utcoffset() is None:
+        raise ValueError(f"a naive datetime has no single meaning: {created_at!r}")
+    return created_at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _text(value: str) -> bytes:
+    """A length-prefixed UTF-8 string."""
+    encoded = value.encode()
+    return _LENGTH.pack(len(encoded)) + encoded
+
+
+def _optional_int(value: int | None) -> bytes:
+    """0x00 for None, else 0x01 and a signed 64-bit big-endian integer."""
+    return _NONE if value is None else _SOME_INT.pack(1, value)
+
+
+# Events of one batch share a document and a time stamp: encode each once, not per event.
+@functools.lru_cache(maxsize=64)
+def _head(document_id: uuid.UUID) -> bytes:
+    """The version tag and the document's UUID bytes."""
+    return _VERSION + document_id.bytes
+
+
+@functools.lru_cache(maxsize=64)
+def _time(created_at: datetime) -> bytes:
+    """The length-prefixed canonical time."""
+    return _text(canonical_time(created_at))

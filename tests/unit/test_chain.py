@@ -1,0 +1,122 @@
+"""The event hash chain's encoding: every field counts, None is not 0, order matters."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events.chain import GENESIS, canonical_time, event_hash
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = uuid.UUID("0b5c1a4e-6f3d-4c2a-9e1f-2d7b8a9c0e11")
+WHEN = datetime(2026, 11, 22, 3, 49, 0, 120000, tzinfo=UTC)
+FIELDS: dict[str, Any] = {
+    "document_id": DOC,
+    "seq": 3,
+    "kind": "update",
+    "actor_id": 7,
+    "yjs_client_id": 2_718_281_828,
+    "created_at": WHEN,
+    "update": b"\x01\x02\x03",
+}
+
+
+def _hash(prev: bytes = GENESIS, **changes: Any) -> bytes:
+    return event_hash(prev, **{**FIELDS, **changes})
+
+
+def test_the_hash_is_sha256_over_the_documented_bytes() -> None:
+    body = (
+        b"palimpsest.event.v1"
+        + DOC.bytes
+        + struct.pack(">Q", 3)
+        + struct.pack(">I", 6)
+        + b"update"
+        + b"\x01"
+        + struct.pack(">q", 7)
+        + b"\x01"
+        + struct.pack(">q", 2_718_281_828)
+        + struct.pack(">I", 32)
+        + b"2026-11-22T03:49:00.120000+00:00"
+        + hashlib.sha256(b"\x01\x02\x03").digest()
+    )
+    prev = bytes(range(32))
+    assert _hash(prev) == hashlib.sha256(prev + body).digest()
+    assert len(_hash()) == 32
+    # A fixed vector, for anyone checking the chain with their own code.
+    assert _hash().hex() == "f57642ca4cae35af8b39fffe69775b4d58ff446adc4456e5d47717cd01c7966c"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"document_id": uuid.UUID(int=DOC.int + 1)},
+        {"seq": 4},
+        {"kind": "restore"},
+        {"actor_id": 8},
+        {"actor_id": None},
+        {"yjs_client_id": 2_718_281_829},
+        {"yjs_client_id": None},
+        {"created_at": WHEN + timedelta(microseconds=1)},
+        {"update": b"\x01\x02\x04"},
+        {"update": b""},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_every_field_changes_the_hash(change: dict[str, Any]) -> None:
+    assert _hash(**change) != _hash()
+
+
+def test_the_previous_hash_changes_the_hash() -> None:
+    assert _hash(b"\x00" * 31 + b"\x01") != _hash(GENESIS)
+
+
+def test_none_and_zero_differ() -> None:
+    assert _hash(actor_id=None) != _hash(actor_id=0)
+    assert _hash(yjs_client_id=None) != _hash(yjs_client_id=0)
+
+
+def test_fields_cannot_trade_places() -> None:
+    # The same two values in the other order: the encoding keeps their places apart.
+    assert _hash(actor_id=None, yjs_client_id=5) != _hash(actor_id=5, yjs_client_id=None)
+    assert _hash(actor_id=5, yjs_client_id=6) != _hash(actor_id=6, yjs_client_id=5)
+
+
+def test_order_matters() -> None:
+    first = _hash(GENESIS, seq=1, update=b"a")
+    second = _hash(first, seq=2, update=b"b")
+    swapped_first = _hash(GENESIS, seq=1, update=b"b")
+    swapped_second = _hash(swapped_first, seq=2, update=b"a")
+    assert second != swapped_second
+
+
+def test_the_same_instant_in_any_zone_hashes_alike() -> None:
+    east = WHEN.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    assert _hash(created_at=east) == _hash()
+    assert canonical_time(east) == "2026-11-22T03:49:00.120000+00:00"
+    # Whole seconds keep their six zeros (str(datetime) would drop them).
+    assert canonical_time(WHEN.replace(microsecond=0)) == "2026-11-22T03:49:00.000000+00:00"
+
+
+def test_a_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        _hash(created_at=WHEN.replace(tzinfo=None))
+
+
+def test_the_chain_module_imports_no_django() -> None:
+    code = (
+        "import sys, events.chain\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'django')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "", f"events.chain imports Django: {out.stdout}"

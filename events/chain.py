@@ -10,14 +10,15 @@
     len(kind) || kind                              unsigned 32-bit big-endian length, UTF-8
     actor_id                                       optional integer (below)
     yjs_client_id                                  optional integer (below)
-    len(created_at) || created_at                  unsigned 32-bit big-endian length, ASCII
+    created_at                                     microseconds since 1970-01-01T00:00Z,
+                                                   signed 64-bit big-endian
     sha256(update)                                 32 bytes
 
 An optional integer is one byte 0x00 for None, or 0x01 and the value as a signed 64-bit
-big-endian integer, so None and 0 differ. `created_at` is the time in UTC at microsecond
-precision, `dt.astimezone(timezone.utc).isoformat(timespec="microseconds")`, e.g.
-`2026-11-22T03:49:00.120000+00:00`: both SQLite and PostgreSQL give that back exactly.
-Every field has a fixed width or a length prefix, so no two different events encode alike.
+big-endian integer, so None and 0 differ. `created_at` is an aware datetime, counted in UTC
+at microsecond precision, which both SQLite and PostgreSQL store and give back exactly
+(`2026-11-22T03:49:00.120000Z` is 1_795_319_340_120_000). Every field has a fixed width or a
+length prefix, so no two different events encode alike.
 
 The chain shows an edited or deleted event (its own hash, or the next one's, no longer
 matches), but not a cut tail: deleting the newest events leaves a shorter, valid chain.
@@ -30,15 +31,17 @@ import functools
 import hashlib
 import struct
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 GENESIS = bytes(32)
-DIGEST_SIZE = 32
 _VERSION = b"palimpsest.event.v1"
 _NONE = b"\x00"
 _SEQ = struct.Struct(">Q")
 _LENGTH = struct.Struct(">I")
 _SOME_INT = struct.Struct(">Bq")
+_TIME = struct.Struct(">q")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def event_hash(
@@ -62,18 +65,22 @@ def event_hash(
                 _text(kind),
                 _optional_int(actor_id),
                 _optional_int(yjs_client_id),
-                _time(created_at),
+                _TIME.pack(epoch_micros(created_at)),
                 hashlib.sha256(update).digest(),
             )
         )
     ).digest()
 
 
-def canonical_time(created_at: datetime) -> str:
-    """`created_at` as it is hashed: UTC, microseconds, ISO 8601; a naive time is refused."""
-    if created_at.tzinfo is None or created_at.utcoffset() is None:
+def epoch_micros(created_at: datetime) -> int:
+    """`created_at` as it is hashed: microseconds since the Unix epoch; a naive time is refused.
+
+    Integer arithmetic on the aware datetime, exact in any zone (no floats, no formatting: an
+    ISO string measured ~2 us more per append).
+    """
+    if created_at.utcoffset() is None:
         raise ValueError(f"a naive datetime has no single meaning: {created_at!r}")
-    return created_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return (created_at - _EPOCH) // _MICROSECOND
 
 
 def _text(value: str) -> bytes:
@@ -87,14 +94,8 @@ def _optional_int(value: int | None) -> bytes:
     return _NONE if value is None else _SOME_INT.pack(1, value)
 
 
-# Events of one batch share a document and a time stamp: encode each once, not per event.
+# Events of a batch, and batches, mostly go to the same few documents: encode each once.
 @functools.lru_cache(maxsize=64)
 def _head(document_id: uuid.UUID) -> bytes:
     """The version tag and the document's UUID bytes."""
     return _VERSION + document_id.bytes
-
-
-@functools.lru_cache(maxsize=64)
-def _time(created_at: datetime) -> bytes:
-    """The length-prefixed canonical time."""
-    return _text(canonical_time(created_at))

@@ -27,7 +27,6 @@ Only a head hash kept elsewhere (an anchor) would show that.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import struct
 import uuid
@@ -36,12 +35,14 @@ from datetime import UTC, datetime, timedelta
 GENESIS = bytes(32)
 _VERSION = b"palimpsest.event.v1"
 _NONE = b"\x00"
-_SEQ = struct.Struct(">Q")
-_LENGTH = struct.Struct(">I")
-_SOME_INT = struct.Struct(">Bq")
-_TIME = struct.Struct(">q")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_sha256 = hashlib.sha256
+_pack_seq = struct.Struct(">Q").pack
+_pack_length = struct.Struct(">I").pack
+_pack_some = struct.Struct(">Bq").pack
+_pack_time = struct.Struct(">q").pack
+_KINDS: dict[str, bytes] = {}
 
 
 def event_hash(
@@ -56,20 +57,58 @@ def event_hash(
     update: bytes,
 ) -> bytes:
     """The 32-byte hash of one event, chained onto the previous event's hash."""
-    return hashlib.sha256(
+    return chain_link(
+        prev_hash,
+        document_field(document_id),
+        seq,
+        kind,
+        actor_id,
+        yjs_client_id,
+        time_field(created_at),
+        update,
+    )
+
+
+def chain_link(
+    prev_hash: bytes,
+    document: bytes,
+    seq: int,
+    kind: str,
+    actor_id: int | None,
+    yjs_client_id: int | None,
+    time: bytes,
+    update: bytes,
+) -> bytes:
+    """`event_hash` with the document and time fields encoded already, positional.
+
+    For hot loops: a batch of appends shares its time and a few documents, and a keyword
+    call plus encoding them again measured ~1.5 us of ~2.6 us per event.
+    """
+    kind_field = _KINDS.get(kind) or _kind_field(kind)
+    return _sha256(
         b"".join(
             (
                 prev_hash,
-                _head(document_id),
-                _SEQ.pack(seq),
-                _text(kind),
-                _optional_int(actor_id),
-                _optional_int(yjs_client_id),
-                _TIME.pack(epoch_micros(created_at)),
-                hashlib.sha256(update).digest(),
+                document,
+                _pack_seq(seq),
+                kind_field,
+                _NONE if actor_id is None else _pack_some(1, actor_id),
+                _NONE if yjs_client_id is None else _pack_some(1, yjs_client_id),
+                time,
+                _sha256(update).digest(),
             )
         )
     ).digest()
+
+
+def document_field(document_id: uuid.UUID) -> bytes:
+    """The version tag and the document's UUID bytes, as `chain_link` takes them."""
+    return _VERSION + document_id.bytes
+
+
+def time_field(created_at: datetime) -> bytes:
+    """`created_at` encoded as `chain_link` takes it (see `epoch_micros`)."""
+    return _pack_time(epoch_micros(created_at))
 
 
 def epoch_micros(created_at: datetime) -> int:
@@ -83,19 +122,10 @@ def epoch_micros(created_at: datetime) -> int:
     return (created_at - _EPOCH) // _MICROSECOND
 
 
-def _text(value: str) -> bytes:
-    """A length-prefixed UTF-8 string."""
-    encoded = value.encode()
-    return _LENGTH.pack(len(encoded)) + encoded
-
-
-def _optional_int(value: int | None) -> bytes:
-    """0x00 for None, else 0x01 and a signed 64-bit big-endian integer."""
-    return _NONE if value is None else _SOME_INT.pack(1, value)
-
-
-# Events of a batch, and batches, mostly go to the same few documents: encode each once.
-@functools.lru_cache(maxsize=64)
-def _head(document_id: uuid.UUID) -> bytes:
-    """The version tag and the document's UUID bytes."""
-    return _VERSION + document_id.bytes
+def _kind_field(kind: str) -> bytes:
+    """A length-prefixed UTF-8 kind, remembered for the next event (kinds are a handful)."""
+    encoded = kind.encode()
+    field = _pack_length(len(encoded)) + encoded
+    if len(_KINDS) < 16:
+        _KINDS[kind] = field
+    return field

@@ -17,7 +17,7 @@ from enum import StrEnum
 from django.db.models import Max
 
 from collab.models import Document
-from events.chain import GENESIS, event_hash
+from events.chain import GENESIS, chain_link, document_field, time_field
 from events.models import Event, Snapshot
 
 # Rows fetched per round trip: memory stays flat however long the log.
@@ -57,6 +57,7 @@ def chain_verify(*, document_id: uuid.UUID) -> ChainReport:
         .order_by("seq")
         .values_list("seq", "kind", "actor_id", "yjs_client_id", "created_at", "update", "hash")
     )
+    document = document_field(document_id)
     prev, expected_seq, count = GENESIS, 1, 0
     for seq, kind, actor_id, yjs_client_id, created_at, update, stored in rows.iterator(
         chunk_size=_CHUNK
@@ -82,15 +83,15 @@ def chain_verify(*, document_id: uuid.UUID) -> ChainReport:
                 reason=Break.MISSING,
                 detail=f"{missing} missing (deleted); the next event is seq {seq}",
             )
-        digest = event_hash(
+        digest = chain_link(
             prev,
-            document_id=document_id,
-            seq=seq,
-            kind=kind,
-            actor_id=actor_id,
-            yjs_client_id=yjs_client_id,
-            created_at=created_at,
-            update=bytes(update),
+            document,
+            seq,
+            kind,
+            actor_id,
+            yjs_client_id,
+            time_field(created_at),
+            bytes(update),
         )
         # bytes(): psycopg2 would give a memoryview; a NULL or short value simply mismatches.
         if stored is None or bytes(stored) != digest:

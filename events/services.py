@@ -17,7 +17,7 @@ from django.utils import timezone
 from collab.models import Document
 from collab.notify import publish
 from collab.sync.compaction import decode_pending, encode_pending, fold
-from events.chain import GENESIS, event_hash
+from events.chain import GENESIS, chain_link, document_field, time_field
 from events.models import Event, EventKind, Snapshot
 from events.selectors import document_head, events_after
 
@@ -143,19 +143,21 @@ def _number_and_chain(
     items: Sequence[NewEvent], heads: dict[uuid.UUID, tuple[int, bytes]], now: datetime
 ) -> list[tuple[int, bytes]]:
     """Each item's (seq, hash), going on from its document's head (and advancing `heads`)."""
+    time = time_field(now)
+    documents = {doc_id: document_field(_as_uuid(doc_id)) for doc_id in heads}
     rows = []
     for item in items:
         seq, prev = heads[item.document_id]
         seq += 1
-        digest = event_hash(
+        digest = chain_link(
             prev,
-            document_id=_as_uuid(item.document_id),
-            seq=seq,
-            kind=item.kind,
-            actor_id=item.actor_id,
-            yjs_client_id=item.yjs_client_id,
-            created_at=now,
-            update=item.update,
+            documents[item.document_id],
+            seq,
+            item.kind,
+            item.actor_id,
+            item.yjs_client_id,
+            time,
+            item.update,
         )
         heads[item.document_id] = (seq, digest)
         rows.append((seq, digest))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,14 @@ def test_the_hash_is_sha256_over_the_documented_bytes() -> None:
 )
 def test_every_field_changes_the_hash(change: dict[str, Any]) -> None:
     assert _hash(**change) != _hash()
+
+
+def test_a_kind_hashes_as_its_text_whatever_its_type() -> None:
+    class Kind(StrEnum):
+        RESTORE = "restore"
+
+    assert _hash(kind=Kind.RESTORE) == _hash(kind="restore") != _hash(kind="update")
+    assert _hash(kind="restoré") != _hash(kind="restore")
 
 
 def test_the_previous_hash_changes_the_hash() -> None:

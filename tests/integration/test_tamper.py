@@ -95,7 +95,7 @@ def _delete(document: Document, seq: int) -> None:
 def test_an_untouched_log_verifies() -> None:
     a, b, _ = _log()
     assert _verify() == "2 documents, 12 events: chain intact\n"
-    assert _verify(a) == "1 documents, 6 events: chain intact\n"
+    assert _verify(a) == "1 document, 6 events: chain intact\n"
     assert chain_verify(document_id=b.id).intact
 
 
@@ -252,4 +252,4 @@ def test_the_migration_backfills_existing_logs() -> None:
     assert _verify() == "2 documents, 10 events: chain intact\n"
     # New appends go on from the backfilled head.
     assert event_append_batch(items=_events(a, 2)) == [6, 7]
-    assert _verify(a) == "1 documents, 7 events: chain intact\n"
+    assert _verify(a) == "1 document, 7 events: chain intact\n"

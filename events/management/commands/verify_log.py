@@ -42,12 +42,20 @@ class Command(BaseCommand):
                         f"({report.reason}): {report.detail}"
                     )
                 elif verbosity >= 2:
-                    self.stdout.write(f"{report.document_id}: {report.events} events, intact")
+                    counted = _count(report.events, "event")
+                    self.stdout.write(f"{report.document_id}: {counted}, intact")
         except Document.DoesNotExist as exc:
             raise CommandError(str(exc), returncode=2) from exc
         if broken:
-            raise CommandError(f"{len(broken)} of {checked} documents broken: {'; '.join(broken)}")
-        self.stdout.write(f"{checked} documents, {events} events: chain intact")
+            raise CommandError(
+                f"{len(broken)} of {_count(checked, 'document')} broken: " + "; ".join(broken)
+            )
+        self.stdout.write(f"{_count(checked, 'document')}, {_count(events, 'event')}: chain intact")
+
+
+def _count(number: int, noun: str) -> str:
+    """`1 document`, `2 documents`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _document_id(value: str) -> uuid.UUID:

@@ -29,9 +29,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class EventAdmin(ReadOnlyAdmin):
     """Events."""
 
-    list_display = ("document", "seq", "kind", "actor", "created_at")
+    list_display = ("document", "seq", "kind", "actor", "created_at", "chain_hash")
     list_filter = ("kind",)
     exclude = ("update",)
+    readonly_fields = ("chain_hash",)
+
+    @admin.display(description="hash")
+    def chain_hash(self, event: Event) -> str:
+        """The event's link in its document's hash chain, in hex (`verify_log` checks it)."""
+        return bytes(event.hash).hex() if event.hash else "-"
 
 
 @admin.register(Snapshot)

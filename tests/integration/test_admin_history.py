@@ -113,6 +113,10 @@ def test_the_event_log_cannot_be_changed_from_the_admin() -> None:
     # Bulk delete from the list is not offered either.
     listing = admin.get("/admin/events/event/").content.decode()
     assert "delete_selected" not in listing
+    # Each event's chain hash is shown, read-only, as verify_log would recompute it.
+    shown = admin.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert bytes(event.hash).hex() in shown
+    assert bytes(event.hash).hex() in listing
 
 
 def test_bursts_group_one_author_without_long_pauses() -> None:

@@ -8,14 +8,15 @@ its own). Tasks still go through the broker to a worker: nothing runs eagerly.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from celery import bootsteps
-from celery.beat import EmbeddedService
+from celery.beat import Service
 from celery.worker import WorkController
+from django.db import connections
 
 from collab.celery import app
 
@@ -27,16 +28,18 @@ class Embedded:
     """The running worker and beat."""
 
     worker: WorkController
-    beat: Any | None
+    beat: _Beat | None
 
     def stop(self) -> None:
         """Stop beat, then the worker (tasks in flight finish first), then the renderer."""
-        from tasks.render.isolated import shutdown
-
         if self.beat is not None:
             self.beat.stop()
         self.worker.stop(in_sighandler=False)
-        shutdown()
+        # Only a renderer that was started needs stopping; importing its module now, at exit,
+        # would fail (concurrent.futures can no longer register its own exit hook).
+        isolated = sys.modules.get("tasks.render.isolated")
+        if isolated is not None:
+            isolated.shutdown()
 
 
 def start(*, beat: bool = True, concurrency: int = 2) -> Embedded:
@@ -58,8 +61,7 @@ def start(*, beat: bool = True, concurrency: int = 2) -> Embedded:
     _wait_until_consuming(worker)
     service = None
     if beat:
-        # EmbeddedService defaults to the file-based scheduler; ours is the database's.
-        service = EmbeddedService(app, thread=True, scheduler_cls=app.conf.beat_scheduler)
+        service = _Beat()
         service.start()
     # Chains queued in a previous run died with its in-memory broker; queue them again.
     from tasks.services import export_resume_unfinished
@@ -68,6 +70,30 @@ def start(*, beat: bool = True, concurrency: int = 2) -> Embedded:
     if resumed:
         logger.info("queued %d unfinished exports again", resumed)
     return Embedded(worker=worker, beat=service)
+
+
+class _Beat(threading.Thread):
+    """Beat on a daemon thread that closes its database connection when it ends."""
+
+    def __init__(self) -> None:
+        super().__init__(name="celery-beat", daemon=True)
+        # Celery's EmbeddedService would pick the file-based scheduler; ours is the database's.
+        self.service = Service(app, scheduler_cls=app.conf.beat_scheduler)
+
+    def run(self) -> None:
+        """Run the scheduler until stopped."""
+        app.set_current()
+        try:
+            self.service.start()
+        finally:
+            # django-celery-beat's scheduler opened this thread's connection; left open, it
+            # outlives the thread (and PostgreSQL then refuses to drop a test database).
+            connections.close_all()
+
+    def stop(self) -> None:
+        """Stop the scheduler and wait for the thread to end."""
+        self.service.stop(wait=True)
+        self.join(timeout=10)
 
 
 def _wait_until_consuming(worker: WorkController, timeout: float = 30.0) -> None:

@@ -190,14 +190,17 @@ def document_restore(
     """
     if not _may_write(document, by, operator):
         raise NotAllowed("only the owner and editors may restore this document")
-    seq = _checked_seq(document.id, seq)
-    current = document_replay(document_id=document.id)
-    target = document_replay(document_id=document.id, at_seq=seq)
-    update = restore_update(current.updates, target.updates)
-    if not update:
-        return None
     with transaction.atomic():
-        # Edits that landed after the replay are kept: the update deletes only what it saw.
+        # Lock the document first (SQLite: the IMMEDIATE begin already holds the write lock):
+        # appenders wait, so the update is computed against the head it is appended after,
+        # and a second restore to the same seq sees the first and appends nothing.
+        list(Document.objects.select_for_update().filter(pk=document.pk).values_list("pk"))
+        seq = _checked_seq(document.id, seq)
+        current = document_replay(document_id=document.id)
+        target = document_replay(document_id=document.id, at_seq=seq)
+        update = restore_update(current.updates, target.updates)
+        if not update:
+            return None
         (new_seq,) = event_append_batch(
             items=[
                 NewEvent(

@@ -4,17 +4,19 @@ who may do what on each endpoint."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.test import Client
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
 from collab.services import document_create, member_add, token_issue
 from collab.sync.protocol import create_update_message
-from events.history import checkpoints_fill, document_content
+from events.history import checkpoints_fill, document_content, document_restore
 from events.models import Event, EventKind, Snapshot
 from events.services import NewEvent, event_append_batch
 from tests.integration.conftest import Connect, make_document, make_user
@@ -155,6 +157,38 @@ def test_restore_appends_one_event_and_keeps_the_log() -> None:
     assert same == {"seq": None, "restored_to": 5}
     assert Event.objects.filter(document=document).count() == 5
     assert _call(client, "POST", path, users["olga"], {"seq": 9}).status_code == 400
+
+
+def test_two_restores_at_once_append_one_copy() -> None:
+    users = _users()
+    document = _document(users)
+    writer = Writer()
+    _append(document, users["olga"], writer.paragraph("draft"))
+    for i in range(200):  # a longer log: each replay takes a while, widening any race
+        _append(document, users["ed"], writer.type(0, str(i % 10)))
+    start = threading.Barrier(2)
+    results: list[int | None] = []
+    errors: list[BaseException] = []
+
+    def restore(user: Any) -> None:
+        try:
+            start.wait()
+            results.append(document_restore(document=document, by=user, seq=1))
+        except BaseException as exc:  # re-raised by the test thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=restore, args=(users[n],)) for n in ("olga", "ed")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    # The second saw the first's restore and had nothing left to do.
+    assert sorted(results, key=lambda seq: seq or 0) == [None, 202]
+    assert document_content(document_id=document.id).text == "draft"
+    assert Event.objects.filter(document=document, kind=EventKind.RESTORE).count() == 1
 
 
 async def test_connected_clients_see_a_restore_live(connect: Connect) -> None:

@@ -60,15 +60,23 @@ def _announce(export: Export, kind: str) -> None:
     publish({"type": kind, "export": export_public(export)}, user_ids=[export.requested_by_id])
 
 
+def _may_see_all_documents(user: User) -> bool:
+    """Active staff allowed to view or change documents in the admin."""
+    return bool(user.is_active and user.is_staff) and (
+        user.has_perm("collab.view_document") or user.has_perm("collab.change_document")
+    )
+
+
 def export_request(
     *, user: User, document_id: uuid.UUID | str, at_seq: int | None, operator: bool = False
 ) -> Export:
     """Pin the seq and queue the export chain; readers of the document may export it.
 
-    From the admin (`operator`), staff allowed to view documents may export any of them.
+    From the admin (`operator`), staff allowed to view or change documents (as the admin's
+    own view permission reads) may export any of them.
     """
     document = document_get(user=user, document_id=document_id)
-    if document is None and operator and user.is_staff and user.has_perm("collab.view_document"):
+    if document is None and operator and _may_see_all_documents(user):
         document = Document.objects.filter(pk=document_id).first()
     if document is None:
         raise NotFound("no such document")

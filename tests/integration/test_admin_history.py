@@ -99,6 +99,17 @@ def test_versions_and_exports_from_the_history_page() -> None:
     assert Export.objects.count() == 1
 
 
+def test_staff_who_may_only_change_documents_can_export_from_the_page() -> None:
+    document, _ = _doc_with_edits()
+    path = f"/admin/collab/document/{document.id}/edits/"
+    _, changer = _staff("cy", "collab.change_document")  # the admin lets them see the page
+    assert changer.get(path).status_code == 200
+    response = changer.post(path, {"action": "export", "seq": "1"})
+    export = Export.objects.get()
+    assert export.at_seq == 1
+    assert response["Location"].endswith(f"/tasks/export/{export.pk}/change/")
+
+
 def test_the_event_log_cannot_be_changed_from_the_admin() -> None:
     document, _ = _doc_with_edits()
     event = Event.objects.get(document=document, seq=1)

@@ -180,6 +180,9 @@ PALIMPSEST_COMPACT_TAIL_EVENTS = _env_int("PALIMPSEST_COMPACT_TAIL_EVENTS", 1000
 # Every this many events a snapshot is kept as a checkpoint, so reading the document after
 # any event replays at most this many events on top of one snapshot.
 PALIMPSEST_CHECKPOINT_EVENTS = _env_int("PALIMPSEST_CHECKPOINT_EVENTS", 1000)
+# Attribution and diffs replay a log from its start (~10 s for 137k events): at most this many
+# at once per process; more callers get 429 (the API) or a message (the admin) meanwhile.
+PALIMPSEST_HISTORY_REPLAYS = _env_int("PALIMPSEST_HISTORY_REPLAYS", 2)
 # How long a finished export's file can be downloaded before beat deletes it.
 PALIMPSEST_EXPORT_KEEP_SECONDS = _env_int("PALIMPSEST_EXPORT_KEEP_SECONDS", 24 * 3600)
 # Exports are stored here (a Django storage location; the admin and the API serve them).

@@ -159,12 +159,17 @@ def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) 
         "versions": history.document_versions(document_id=document.id),
         "confirm_restore": confirm if confirm is not None and confirm <= head else None,
         "may_change": model_admin.has_change_permission(request, document),
-        "diff": _diff(document.id, diff_from, diff_to, head),
         "diff_from": diff_from,
         "diff_to": diff_to,
-        # Both replay the log from its start (a snapshot keeps no authorship): only on request.
-        "attribution": _attribution(document.id, seq) if request.GET.get("authors") else None,
     }
+    try:
+        # Both replay the log from its start (a snapshot keeps no authorship): only on request.
+        context["diff"] = _diff(document.id, diff_from, diff_to, head)
+        context["attribution"] = (
+            _attribution(document.id, seq) if request.GET.get("authors") else None
+        )
+    except history.Busy as exc:
+        messages.warning(request, str(exc))
     return TemplateResponse(request, "admin/events/document_edits.html", context)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.contrib.auth.models import User
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.responses import Status
 from pydantic import Field
@@ -163,6 +163,15 @@ def _readable(request: HttpRequest, doc_id: str) -> Document:
     return document
 
 
+def busy(request: HttpRequest, exc: history.Busy) -> HttpResponse:
+    """Too many long replays at once here: 429, and when to come back."""
+    from collab.api import api
+
+    response = api.create_response(request, {"detail": str(exc)}, status=429)
+    response["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 def _version_out(version: Any) -> dict[str, Any]:
     """A version's public shape."""
     return {
@@ -218,7 +227,7 @@ def show_content(
 
 @router.get(
     "/docs/{doc_id}/attribution",
-    response={200: AttributionOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
+    response={200: AttributionOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut},
 )
 def show_attribution(
     request: HttpRequest, doc_id: str, query: Query[AttributionQuery]
@@ -242,7 +251,7 @@ def show_attribution(
 
 @router.get(
     "/docs/{doc_id}/diff",
-    response={200: DiffOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
+    response={200: DiffOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut},
     by_alias=True,
 )
 def show_diff(request: HttpRequest, doc_id: str, query: Query[DiffQuery]) -> Status[Any]:

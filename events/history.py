@@ -7,10 +7,13 @@ events. The log is never rewritten; a restore appends an ordinary event.
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -20,7 +23,7 @@ from pycrdt import Doc
 
 from collab.models import Document, Membership, Role, Version
 from collab.notify import publish
-from collab.sync.attribution import attribute, authored_diff
+from collab.sync.attribution import Attribution, Change, attribute, authored_diff
 from collab.sync.restore import content_doc, restore_update
 from events.models import Event, EventKind, Snapshot
 from events.selectors import document_head, document_replay
@@ -28,10 +31,59 @@ from events.services import NewEvent, event_append_batch, snapshot_compact
 from tasks.render.html import document_text, fragment_html
 
 HISTORY_PAGE_MAX = 1000
+# Full-log results kept per process (attribution at a seq, a diff between two).
+FULL_REPLAY_RESULTS_KEPT = 16
+
+T = TypeVar("T")
 
 
 class NoSuchSeq(ValueError):
     """The document has no event with that seq."""
+
+
+class Busy(RuntimeError):
+    """As many full-log replays as allowed already run in this process; ask again shortly."""
+
+    retry_after_s = 5
+
+
+class _FullReplays:
+    """Caps the full-log replays running at once and keeps their newest results.
+
+    Attribution and diffs replay a document's log from its first event (a snapshot keeps no
+    authorship), ~10 s for 137k events: without a cap any reader could hold every worker
+    thread. The events up to a seq never change, so a result stays right for good.
+    """
+
+    def __init__(self, keep: int) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._keep = keep
+        self._results: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    def run(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """The kept result for `key`, or `compute()` in a free slot; Busy when none is free."""
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                result: T = self._results[key]
+                return result
+            if self._running >= settings.PALIMPSEST_HISTORY_REPLAYS:
+                raise Busy("the server is busy replaying document histories; try again shortly")
+            self._running += 1
+        try:
+            result = compute()
+        finally:
+            with self._lock:
+                self._running -= 1
+        with self._lock:
+            self._results[key] = result
+            while len(self._results) > self._keep:
+                self._results.popitem(last=False)
+        return result
+
+
+_full_replays = _FullReplays(FULL_REPLAY_RESULTS_KEPT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,10 +335,14 @@ def document_attribution(*, document_id: uuid.UUID, at_seq: int | None = None) -
     """Who wrote each part of the document right after event `at_seq` (default: now).
 
     Authors are the actors the server stamped on the events. Replays the log from its first
-    event (a snapshot keeps no authorship): 1.2 s for 40k events, 12 s for 137k here.
+    event (a snapshot keeps no authorship): 1.2 s for 40k events, 12 s for 137k here; Busy
+    when PALIMPSEST_HISTORY_REPLAYS replays already run, unless the result is kept.
     """
     seq = _checked_seq(document_id, at_seq)
-    result = attribute(_actor_events(document_id, seq))
+    result: Attribution = _full_replays.run(
+        ("attribution", uuid.UUID(str(document_id)), seq),
+        lambda: attribute(_actor_events(document_id, seq)),
+    )
     names = _usernames(result.counts)
     runs: list[tuple[str | None, str]] = []
     for actor, text in result.runs:
@@ -305,13 +361,16 @@ def document_attribution(*, document_id: uuid.UUID, at_seq: int | None = None) -
 def document_diff(*, document_id: uuid.UUID, from_seq: int, to_seq: int) -> list[AuthoredChange]:
     """What changed from the document after `from_seq` to the one after `to_seq`, by author.
 
-    Replays the log up to `to_seq` (linear, as `document_attribution`).
+    Replays the log up to `to_seq` (as `document_attribution`, and Busy likewise).
     """
     start = _checked_seq(document_id, from_seq)
     end = _checked_seq(document_id, to_seq)
     if end < start:
         raise ValueError("the second seq must not come before the first")
-    changes = authored_diff(_actor_events(document_id, end), start, end)
+    changes: list[Change] = _full_replays.run(
+        ("diff", uuid.UUID(str(document_id)), start, end),
+        lambda: authored_diff(_actor_events(document_id, end), start, end),
+    )
     names = _usernames(change.author for change in changes)
     return [
         AuthoredChange(op=c.op, text=c.text, author=names.get(c.author), seq=c.seq) for c in changes

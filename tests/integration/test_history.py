@@ -275,6 +275,61 @@ def test_attribution_and_diff_name_the_server_stamped_authors() -> None:
     assert _call(client, "GET", f"{base}/diff", users["vi"]).status_code == 400  # from is needed
 
 
+def test_long_replays_are_capped_and_their_results_kept(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.PALIMPSEST_HISTORY_REPLAYS = 1
+    users = _users()
+    document = _document(users)
+    writer = Writer()
+    _append(document, users["olga"], writer.paragraph("one"))
+    _append(document, users["ed"], writer.type(3, " two"))
+    _append(document, users["olga"], writer.type(7, " three"))
+    client = Client()
+    base = f"/api/docs/{document.id}"
+    assert _call(client, "GET", f"{base}/attribution?at=1", users["vi"]).status_code == 200
+
+    import events.history
+
+    entered, release = threading.Event(), threading.Event()
+    original = events.history.attribute
+
+    def slow_attribute(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(10)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(events.history, "attribute", slow_attribute)
+    done: list[Any] = []
+
+    def hold_the_slot() -> None:
+        try:
+            done.append(events.history.document_attribution(document_id=document.id, at_seq=2))
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_slot)
+    holder.start()
+    try:
+        assert entered.wait(10)
+        busy = _call(client, "GET", f"{base}/attribution?at=3", users["vi"])
+        assert busy.status_code == 429 and int(busy["Retry-After"]) > 0
+        assert "busy" in busy.json()["detail"]
+        assert _call(client, "GET", f"{base}/diff?from=0&to=3", users["vi"]).status_code == 429
+        kept = _call(client, "GET", f"{base}/attribution?at=1", users["vi"])
+        assert kept.status_code == 200 and kept.json()["text"] == "one"
+        admin = Client()
+        admin.force_login(get_user_model().objects.create_superuser(username="ada"))
+        page = admin.get(f"/admin/collab/document/{document.id}/edits/?seq=3&authors=1")
+        assert page.status_code == 200 and "busy replaying" in page.content.decode()
+    finally:
+        release.set()
+        holder.join()
+    assert done and done[0].text == "one two"
+    free = _call(client, "GET", f"{base}/attribution?at=3", users["vi"])
+    assert free.status_code == 200 and free.json()["text"] == "one two three"
+
+
 @pytest.mark.parametrize(
     ("method", "endpoint", "body", "allowed"),
     [

@@ -183,18 +183,31 @@ def _version_out(version: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/docs/{doc_id}/history", response={200: HistoryOut, 401: ErrorOut, 404: ErrorOut})
-def list_history(request: HttpRequest, doc_id: str, query: Query[HistoryQuery]) -> dict[str, Any]:
+@router.get(
+    "/docs/{doc_id}/history",
+    response={200: HistoryOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
+)
+def list_history(
+    request: HttpRequest, doc_id: str, query: Query[HistoryQuery]
+) -> Status[dict[str, Any]]:
     """The document's events, oldest first, a page at a time."""
     document = _readable(request, doc_id)
-    events = history.document_history(document_id=document.id, after=query.after, limit=query.limit)
+    try:
+        events = history.document_history(
+            document_id=document.id, after=query.after, limit=query.limit
+        )
+    except history.NoSuchSeq as exc:
+        return Status(400, {"detail": str(exc)})
     head = document_head(document_id=document.id)
     last = events[-1].seq if events else query.after
-    return {
-        "events": [_entry(e) for e in events],
-        "head": head,
-        "next_after": last if last < head else None,
-    }
+    return Status(
+        200,
+        {
+            "events": [_entry(e) for e in events],
+            "head": head,
+            "next_after": last if last < head else None,
+        },
+    )
 
 
 def _entry(entry: history.HistoryEntry) -> dict[str, Any]:
@@ -277,7 +290,14 @@ def show_diff(request: HttpRequest, doc_id: str, query: Query[DiffQuery]) -> Sta
 
 @router.post(
     "/docs/{doc_id}/restore",
-    response={201: RestoreOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={
+        200: RestoreOut,
+        201: RestoreOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        404: ErrorOut,
+    },
 )
 def restore(request: HttpRequest, doc_id: str, body: RestoreIn) -> Status[dict[str, Any]]:
     """Bring the document back to how it was after `seq`, as a new event; nothing is erased."""
@@ -288,7 +308,8 @@ def restore(request: HttpRequest, doc_id: str, body: RestoreIn) -> Status[dict[s
         raise PermissionDenied(str(exc)) from exc
     except history.NoSuchSeq as exc:
         return Status(400, {"detail": str(exc)})
-    return Status(201, {"seq": seq, "restored_to": body.seq})
+    # 200: nothing was appended, the document already is as it was then.
+    return Status(201 if seq is not None else 200, {"seq": seq, "restored_to": body.seq})
 
 
 @router.get(

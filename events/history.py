@@ -109,7 +109,12 @@ class Content:
 def document_history(
     *, document_id: uuid.UUID, after: int = 0, limit: int = 100
 ) -> list[HistoryEntry]:
-    """Events after seq `after`, oldest first, at most `limit` (capped at HISTORY_PAGE_MAX)."""
+    """Events after seq `after`, oldest first, at most `limit` (capped at HISTORY_PAGE_MAX).
+
+    NoSuchSeq when `after` is past the latest event: a caller paging on a wrong document or a
+    stale cursor learns so rather than seeing an empty, finished history.
+    """
+    _checked_seq(document_id, after)
     rows = (
         Event.objects.filter(document_id=document_id, seq__gt=after)
         .order_by("seq")

@@ -91,6 +91,10 @@ def test_history_pages_list_each_event_with_its_server_stamped_actor() -> None:
     assert [e["seq"] for e in rest["events"]] == [4, 5] and rest["next_after"] is None
     bad = _call(client, "GET", f"/api/docs/{document.id}/history?limit=0", users["vi"])
     assert bad.status_code == 400
+    done = _call(client, "GET", f"/api/docs/{document.id}/history?after=5", users["vi"]).json()
+    assert done["events"] == [] and done["next_after"] is None
+    past = _call(client, "GET", f"/api/docs/{document.id}/history?after=6", users["vi"])
+    assert past.status_code == 400 and "between 0 and 5" in past.json()["detail"]
 
 
 def test_content_after_any_event_as_html_and_text() -> None:
@@ -153,8 +157,8 @@ def test_restore_appends_one_event_and_keeps_the_log() -> None:
     assert again["seq"] == 5
     assert document_content(document_id=document.id).text == "draft two\n\nextra"
     # Restoring what is already there appends nothing.
-    same = _call(client, "POST", path, users["olga"], {"seq": 5}).json()
-    assert same == {"seq": None, "restored_to": 5}
+    same = _call(client, "POST", path, users["olga"], {"seq": 5})
+    assert same.status_code == 200 and same.json() == {"seq": None, "restored_to": 5}
     assert Event.objects.filter(document=document).count() == 5
     assert _call(client, "POST", path, users["olga"], {"seq": 9}).status_code == 400
 

@@ -119,15 +119,16 @@ def _append(cursor: Any, items: Sequence[NewEvent], *, own_transaction: bool) ->
         doc_id: document_field.get_db_prep_value(doc_id, db)
         for doc_id in sorted({item.document_id for item in items})
     }
-    # One time for the batch; the hash covers this datetime, and what the database stores
-    # (SQLite: naive UTC text; PostgreSQL: timestamptz) reads back equal to it, microseconds
-    # and all (tests/integration/test_tamper.py).
-    now = timezone.now()
-    stamp = Event._meta.get_field("created_at").get_db_prep_value(now, db)
     if own_transaction:
         cursor.execute(sql.begin)
     try:
         heads = _lock_and_read_heads(cursor, sql, doc_values)
+        # One time for the batch, read under the lock so a document's times follow its seqs.
+        # The hash covers this datetime, and what the database stores (SQLite: naive UTC
+        # text; PostgreSQL: timestamptz) reads back equal to it, microseconds and all
+        # (tests/integration/test_tamper.py).
+        now = timezone.now()
+        stamp = Event._meta.get_field("created_at").get_db_prep_value(now, db)
         rows = _number_and_chain(items, heads, now)
         _insert_rows(cursor, sql, items, rows, doc_values, stamp)
     except BaseException:

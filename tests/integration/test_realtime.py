@@ -297,6 +297,11 @@ def test_concurrent_appenders_never_share_or_skip_a_seq(transactional_db: None) 
     assert errors == []
     seqs = sorted(Event.objects.filter(document=document).values_list("seq", flat=True))
     assert seqs == list(range(1, 401))
+    # Times are read under the lock, so they never go back as the seqs go on.
+    times = list(
+        Event.objects.filter(document=document).order_by("seq").values_list("created_at", flat=True)
+    )
+    assert times == sorted(times)
 
 
 async def test_idle_rooms_stay_warm_then_unload(connect: Connect, hub: Any, settings: Any) -> None:

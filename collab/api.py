@@ -201,14 +201,15 @@ def list_members(request: HttpRequest, doc_id: str) -> list[dict[str, Any]]:
 
 def _mount_routers() -> None:
     """Endpoints that live with their own app."""
-    from events.api import busy
+    from events.api import busy, no_such_seq
     from events.api import router as history_router
-    from events.history import Busy
+    from events.history import Busy, NoSuchSeq
     from tasks.api import router as exports_router
 
     api.add_router("/", exports_router)
     api.add_router("/", history_router)
     api.exception_handler(Busy)(busy)
+    api.exception_handler(NoSuchSeq)(no_such_seq)
 
 
 _mount_routers()

@@ -163,6 +163,13 @@ def _readable(request: HttpRequest, doc_id: str) -> Document:
     return document
 
 
+def no_such_seq(request: HttpRequest, exc: history.NoSuchSeq) -> HttpResponse:
+    """A seq the document does not have (yet): 400, with the range it has."""
+    from collab.api import api
+
+    return api.create_response(request, {"detail": str(exc)}, status=400)
+
+
 def busy(request: HttpRequest, exc: history.Busy) -> HttpResponse:
     """Too many long replays at once here: 429, and when to come back."""
     from collab.api import api
@@ -187,27 +194,17 @@ def _version_out(version: Any) -> dict[str, Any]:
     "/docs/{doc_id}/history",
     response={200: HistoryOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
 )
-def list_history(
-    request: HttpRequest, doc_id: str, query: Query[HistoryQuery]
-) -> Status[dict[str, Any]]:
+def list_history(request: HttpRequest, doc_id: str, query: Query[HistoryQuery]) -> dict[str, Any]:
     """The document's events, oldest first, a page at a time."""
     document = _readable(request, doc_id)
-    try:
-        events = history.document_history(
-            document_id=document.id, after=query.after, limit=query.limit
-        )
-    except history.NoSuchSeq as exc:
-        return Status(400, {"detail": str(exc)})
+    events = history.document_history(document_id=document.id, after=query.after, limit=query.limit)
     head = document_head(document_id=document.id)
     last = events[-1].seq if events else query.after
-    return Status(
-        200,
-        {
-            "events": [_entry(e) for e in events],
-            "head": head,
-            "next_after": last if last < head else None,
-        },
-    )
+    return {
+        "events": [_entry(e) for e in events],
+        "head": head,
+        "next_after": last if last < head else None,
+    }
 
 
 def _entry(entry: history.HistoryEntry) -> dict[str, Any]:
@@ -230,10 +227,7 @@ def show_content(
 ) -> Status[dict[str, Any]]:
     """The document right after event `at` (default: now), as HTML or plain text."""
     document = _readable(request, doc_id)
-    try:
-        content = history.document_content(document_id=document.id, at_seq=query.at)
-    except history.NoSuchSeq as exc:
-        return Status(400, {"detail": str(exc)})
+    content = history.document_content(document_id=document.id, at_seq=query.at)
     body = content.html if query.format == "html" else content.text
     return Status(200, {"seq": content.seq, "format": query.format, "content": body})
 
@@ -247,10 +241,7 @@ def show_attribution(
 ) -> Status[dict[str, Any]]:
     """Who wrote each part of the document right after event `at` (default: now)."""
     document = _readable(request, doc_id)
-    try:
-        result = history.document_attribution(document_id=document.id, at_seq=query.at)
-    except history.NoSuchSeq as exc:
-        return Status(400, {"detail": str(exc)})
+    result = history.document_attribution(document_id=document.id, at_seq=query.at)
     return Status(
         200,
         {
@@ -306,8 +297,6 @@ def restore(request: HttpRequest, doc_id: str, body: RestoreIn) -> Status[dict[s
         seq = history.document_restore(document=document, by=request.auth, seq=body.seq)  # type: ignore[attr-defined]
     except history.NotAllowed as exc:
         raise PermissionDenied(str(exc)) from exc
-    except history.NoSuchSeq as exc:
-        return Status(400, {"detail": str(exc)})
     # 200: nothing was appended, the document already is as it was then.
     return Status(201 if seq is not None else 200, {"seq": seq, "restored_to": body.seq})
 

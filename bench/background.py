@@ -28,7 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-TRACE = ROOT.parent / "shared" / "traces" / "seph-blog1.json.gz"
+TRACE = ROOT / "tests" / "data" / "traces" / "seph-blog1.json.gz"
 
 
 def trace_updates(limit: int | None) -> list[bytes]:

@@ -27,7 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ROOT / "tests" / "interop" / "clients"
-TRACE = ROOT.parent / "shared" / "traces" / "seph-blog1.json.gz"
+TRACE = ROOT / "tests" / "data" / "traces" / "seph-blog1.json.gz"
 RESULTS = ROOT / "var" / "bench" / "realtime.json"
 LOGS = ROOT / "var" / "bench" / "logs"
 PYTHON = sys.executable

@@ -24,7 +24,10 @@ def test_no_tracked_file_reads_the_sibling_shared_folder() -> None:
     checked = [
         p
         for p in _tracked_files()
-        if (p.suffix in {".py", ".mjs", ".js", ".sh", ".toml", ".yml"} or p.name in {"Makefile", "run"})
+        if (
+            p.suffix in {".py", ".mjs", ".js", ".sh", ".toml", ".yml"}
+            or p.name in {"Makefile", "run"}
+        )
         and p != Path(__file__).resolve()  # this file names the pattern it looks for
     ]
     assert len(checked) > 50, "expected to scan the project's sources"

@@ -10,7 +10,7 @@ import sys
 
 
 def main(argv: list[str]) -> None:
-    """Make new event loops uvloop ones, then hand the command line to daphne."""
+    """Make new event loops uvloop ones, then hand the command line to daphne (with our hooks)."""
     try:
         import uvloop
     except ImportError:  # platforms without uvloop serve on the stock loop
@@ -23,9 +23,9 @@ def main(argv: list[str]) -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     _freeze_startup_heap()
     _start_embedded_background_work()
-    from daphne.cli import CommandLineInterface
+    from collab.realtime.transport import CommandLine
 
-    CommandLineInterface().run(argv)
+    CommandLine().run(argv)
 
 
 def _freeze_startup_heap() -> None:

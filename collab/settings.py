@@ -154,8 +154,35 @@ LOGGING = {
     },
 }
 
-# Realtime limits. Daphne itself caps a WebSocket message at 1 MiB; ours must not exceed it.
-PALIMPSEST_MAX_FRAME_BYTES = _env_int("PALIMPSEST_MAX_FRAME_BYTES", 1024 * 1024)
+# Realtime limits: what one client may cost, so a hostile or slow one never hurts the others.
+# Largest message a client may send (a 5 MB paste is one update); `collab.server` also sets
+# daphne's message and frame limits from it. Bigger ones are refused with 4413; the server's
+# own messages (a large document's state) are never refused for size.
+PALIMPSEST_MAX_FRAME_BYTES = _env_int("PALIMPSEST_MAX_FRAME_BYTES", 16 * 1024 * 1024)
+# Bytes queued for one socket beyond Twisted's buffer, and how long a reader may stay over
+# that before it is closed with 4508 and its queue freed: a slow phone catches up within
+# seconds, while a socket that never reads would otherwise hold memory without end.
+PALIMPSEST_SEND_BUFFER_BYTES = _env_int("PALIMPSEST_SEND_BUFFER_BYTES", 8 * 1024 * 1024)
+PALIMPSEST_SLOW_READER_SECONDS = float(os.environ.get("PALIMPSEST_SLOW_READER_SECONDS", "10"))
+# Bytes a socket has delivered that its consumer has not handled yet; past this the socket
+# is not read, so TCP pushes back on a client that floods faster than its edits are stored.
+PALIMPSEST_RECEIVE_BUFFER_BYTES = _env_int("PALIMPSEST_RECEIVE_BUFFER_BYTES", 4 * 1024 * 1024)
+# Answers carrying much of the document (SyncStep1 from a state vector more than
+# PALIMPSEST_FAR_BEHIND_CLOCKS behind, query-awareness) go out at most once per interval per
+# connection; requests in between are merged into the next answer (each costs the whole
+# document in CPU and in the send queue, so asking in a loop must not multiply that).
+PALIMPSEST_FULL_STATE_SECONDS = float(os.environ.get("PALIMPSEST_FULL_STATE_SECONDS", "1"))
+PALIMPSEST_FAR_BEHIND_CLOCKS = _env_int("PALIMPSEST_FAR_BEHIND_CLOCKS", 10_000)
+# Open document sockets per user per process: many sockets times large frames is memory.
+PALIMPSEST_CONNECTIONS_PER_USER = _env_int("PALIMPSEST_CONNECTIONS_PER_USER", 32)
+# Awareness: client ids one connection may speak for, and the size of one state (a caret and
+# a name take a few hundred bytes). Over either: 4400.
+PALIMPSEST_AWARENESS_CLIENTS_MAX = _env_int("PALIMPSEST_AWARENESS_CLIENTS_MAX", 8)
+PALIMPSEST_AWARENESS_STATE_BYTES = _env_int("PALIMPSEST_AWARENESS_STATE_BYTES", 16 * 1024)
+# Updates held per document while a dependency is missing (honest clients almost never cause
+# one): bounded in count and bytes, since each is kept and re-tried until the dependency comes.
+PALIMPSEST_PARKED_MAX_UPDATES = _env_int("PALIMPSEST_PARKED_MAX_UPDATES", 200)
+PALIMPSEST_PARKED_MAX_BYTES = _env_int("PALIMPSEST_PARKED_MAX_BYTES", 4 * 1024 * 1024)
 # Appends queued per process before readers are paused: bounds memory under a flood.
 PALIMPSEST_APPEND_QUEUE_MAX = _env_int("PALIMPSEST_APPEND_QUEUE_MAX", 20_000)
 # Largest batch one commit takes; bigger batches amortise the commit, smaller ones relay sooner.

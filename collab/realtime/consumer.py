@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -11,26 +12,29 @@ from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from collab.models import WRITE_ROLES
+from collab.realtime.answers import FullStateAnswers
+from collab.realtime.codes import (
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_TOO_BIG,
+    CLOSE_TOO_MANY_CONNECTIONS,
+    CLOSE_UNSUPPORTED_DATA,
+)
 from collab.realtime.hub import current_hub
-from collab.realtime.rooms import Room
+from collab.realtime.rooms import FLOW_EXTENSION, ReceiveFlow, Room
 from collab.selectors import document_role
 from collab.services import presence_close, presence_open
 from collab.sync.protocol import (
     EMPTY_UPDATE,
     FrameKind,
     ProtocolError,
+    decode_awareness,
     encode_permission_denied,
     parse_frame,
 )
+from collab.sync.replica import ReplicaTainted
 from events.services import NewEvent
 
 logger = logging.getLogger(__name__)
-
-# Close codes: servers may only send 1000 or 4000-4999 (RFC 6455 reserves the rest), so ours
-# mirror HTTP statuses in the application range. The README lists them.
-CLOSE_PROTOCOL_ERROR = 4400
-CLOSE_TOO_BIG = 4413
-CLOSE_UNSUPPORTED_DATA = 4415
 
 
 def _admit(*, user: Any, document_id: str, connection_id: str) -> str | None:
@@ -51,8 +55,11 @@ class DocumentConsumer(AsyncConsumer):
     user_name: str | None = None
     # The Yjs client id this connection announced in its awareness, stamped on its events.
     yjs_client_id: int | None = None
-    # Set once we close the socket: frames already in flight are then ignored.
+    # Set once we close the socket (or a send to it failed): nothing more goes either way.
     closing: bool = False
+    # Counted against PALIMPSEST_CONNECTIONS_PER_USER while set.
+    counted: bool = False
+    answers: FullStateAnswers | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one socket: AsyncConsumer's loop without its per-connection channel.
@@ -64,11 +71,21 @@ class DocumentConsumer(AsyncConsumer):
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
+        # Under our daphne transport: report each handled message, so it reads on (rooms.py).
+        flow: ReceiveFlow | None = scope.get("extensions", {}).get(FLOW_EXTENSION)
         try:
             while True:
-                await self.dispatch(await receive())
+                message = await receive()
+                try:
+                    await self.dispatch(message)
+                finally:
+                    if flow is not None and message["type"] == "websocket.receive":
+                        flow.taken(_size(message))
         except StopConsumer:
             pass
+        finally:
+            if self.answers is not None:
+                self.answers.cancel()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Route binary frames straight to the handler: they touch no DB connection.
@@ -86,25 +103,41 @@ class DocumentConsumer(AsyncConsumer):
         user = self.scope.get("user")
         raw_id = self.scope["url_route"]["kwargs"]["doc_id"]
         self.connection_id = uuid.uuid4().hex
+        hub = current_hub()
         if user is None or not user.is_authenticated:
             role = None
+        elif not hub.count_connection(user.pk):
+            limit = settings.PALIMPSEST_CONNECTIONS_PER_USER
+            await self.send({"type": "websocket.accept"})
+            await self.close_with(
+                CLOSE_TOO_MANY_CONNECTIONS, f"too many open connections (the limit is {limit})"
+            )
+            raise StopConsumer()
         else:
-            role = await current_hub().write(
+            self.counted = True
+            role = await hub.write(
                 _admit, user=user, document_id=raw_id, connection_id=self.connection_id
             )
         if role is None or user is None:
             # Unknown documents and strangers look the same: nothing leaks either way.
+            self._uncount()
             await self.send({"type": "websocket.close"})
             raise StopConsumer()
         document_id = uuid.UUID(raw_id)
         self.user_id = user.pk
         self.user_name = user.get_username()
         self.can_write = role in WRITE_ROLES
+        self.answers = FullStateAnswers(
+            interval=settings.PALIMPSEST_FULL_STATE_SECONDS,
+            answer_step1=self._answer_step1,
+            answer_awareness=self._answer_awareness,
+        )
         await self.send({"type": "websocket.accept"})
         try:
             self.room = await current_hub().join(self, document_id)
         except BaseException:
             # The log could not be read: no room, so no presence either.
+            self._uncount()
             await current_hub().write(presence_close, connection_id=self.connection_id)
             raise
         await self.send_frame(self.room.replica.sync_step1())
@@ -122,17 +155,23 @@ class DocumentConsumer(AsyncConsumer):
             await self.close_with(CLOSE_UNSUPPORTED_DATA, "binary y-websocket frames only")
             return
         if len(data) > settings.PALIMPSEST_MAX_FRAME_BYTES:
-            await self.close_with(CLOSE_TOO_BIG, "frame exceeds the size limit")
+            limit = settings.PALIMPSEST_MAX_FRAME_BYTES
+            await self.close_with(CLOSE_TOO_BIG, f"message too large: the limit is {limit} bytes")
             return
         try:
             await self._handle(room, data)
         except ProtocolError as exc:
+            if isinstance(exc, ReplicaTainted):
+                # Before anything else runs: no other update may land on the tainted replica.
+                current_hub().rebuild(room)
             await self.close_with(CLOSE_PROTOCOL_ERROR, str(exc)[:120])
 
     async def _handle(self, room: Room, data: bytes) -> None:
         """Act on one well-formed frame (or raise ProtocolError)."""
         frame = parse_frame(data)
         kind = frame.kind
+        if room.rebuilding is not None and kind is not FrameKind.AWARENESS:
+            await asyncio.shield(room.rebuilding)
         if kind is FrameKind.SYNC_UPDATE or kind is FrameKind.SYNC_STEP2:
             if not self.can_write:
                 # A viewer's SyncStep2 is the reply to our SyncStep1 and is dropped silently;
@@ -152,18 +191,36 @@ class DocumentConsumer(AsyncConsumer):
                     ),
                 )
         elif kind is FrameKind.SYNC_STEP1:
-            # The replica already holds updates still on their way to the log; nobody gets
-            # them before they are durable, so the answer waits for those in flight now.
-            await room.all_settled()
-            if room.closed:  # the log refused them; this socket is being closed
-                return
-            await self.send_frame(room.replica.answer_step1(frame.payload))
+            behind = room.replica.clocks_behind(frame.payload)  # checks the vector, too
+            if behind > settings.PALIMPSEST_FAR_BEHIND_CLOCKS and self.answers is not None:
+                await self.answers.step1(frame.payload)
+            else:
+                await self._answer_step1(frame.payload)
         elif kind is FrameKind.AWARENESS:
             await self._awareness(room, frame.payload)
-        elif kind is FrameKind.QUERY_AWARENESS:
-            awareness = room.replica.awareness_message()
-            if awareness is not None:
-                await self.send_frame(awareness)
+        elif kind is FrameKind.QUERY_AWARENESS and self.answers is not None:
+            await self.answers.awareness()
+
+    async def _answer_step1(self, state_vector: bytes) -> None:
+        """Send what a client with `state_vector` lacks, once all accepted before is durable."""
+        room = self.room
+        if room is None:
+            return
+        # The replica already holds updates still on their way to the log; nobody gets
+        # them before they are durable, so the answer waits for those in flight now.
+        await room.all_settled()
+        if room.rebuilding is not None:
+            await asyncio.shield(room.rebuilding)
+        if room.closed or self.closing:  # the log refused them; this socket is being closed
+            return
+        await self.send_frame(room.replica.answer_step1(state_vector))
+
+    async def _answer_awareness(self) -> None:
+        """Send every awareness state the room knows of."""
+        room = self.room
+        awareness = None if room is None else room.replica.awareness_message()
+        if awareness is not None:
+            await self.send_frame(awareness)
 
     async def _awareness(self, room: Room, payload: bytes) -> None:
         """Record and relay a client's awareness; it may speak only for its own client ids."""
@@ -177,6 +234,18 @@ class DocumentConsumer(AsyncConsumer):
             # a stock client merely echoes back and must not overwrite).
             return not room.replica.knows_awareness_of(client_id)
 
+        # Bounds first, before anything is recorded: a state's size, and how many client ids
+        # one connection speaks for (each is a caret every member is sent).
+        claimed = {
+            e.client_id
+            for e in decode_awareness(
+                payload, max_state_bytes=settings.PALIMPSEST_AWARENESS_STATE_BYTES
+            )
+            if e.state is not None and e.client_id not in owners and may_speak_for(e.client_id)
+        }
+        owned = sum(1 for owner in owners.values() if owner is self)
+        if owned + len(claimed) > settings.PALIMPSEST_AWARENESS_CLIENTS_MAX:
+            raise ProtocolError("too many awareness client ids on one connection")
         entries, update = room.replica.apply_awareness(
             payload, self, may_speak_for, user_name=self.user_name
         )
@@ -197,18 +266,50 @@ class DocumentConsumer(AsyncConsumer):
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Leave the room and drop the presence row."""
+        self.closing = True
+        if self.answers is not None:
+            self.answers.cancel()
+        self._uncount()
         if self.room is not None:
             room, self.room = self.room, None
             await current_hub().leave(self, room)
             await current_hub().write(presence_close, connection_id=self.connection_id)
         raise StopConsumer()
 
+    def _uncount(self) -> None:
+        """Stop counting this socket against its user's connection cap."""
+        if self.counted:
+            self.counted = False
+            current_hub().uncount_connection(self.scope["user"].pk)
+
     async def send_frame(self, frame: bytes) -> None:
-        """Send one binary frame."""
-        await self.send({"type": "websocket.send", "bytes": frame})
+        """Send one binary frame; nothing once the socket is closing, and never raises."""
+        if self.closing:
+            return
+        try:
+            await self.send({"type": "websocket.send", "bytes": frame})
+        except Exception:
+            # The transport refused (e.g. the socket is half closed): the client is leaving.
+            self.closing = True
+            logger.debug("send to %s failed; treating it as closing", self.connection_id)
 
     async def close_with(self, code: int, reason: str) -> None:
         """Close the socket with a code and a reason the client can log."""
         logger.info("closing %s: %s (%s)", getattr(self, "connection_id", "?"), reason, code)
+        if self.closing:
+            return
         self.closing = True
-        await self.send({"type": "websocket.close", "code": code, "reason": reason})
+        if self.answers is not None:
+            self.answers.cancel()
+        try:
+            await self.send({"type": "websocket.close", "code": code, "reason": reason})
+        except Exception:
+            logger.debug("close of %s failed; it is gone already", self.connection_id)
+
+
+def _size(message: dict[str, Any]) -> int:
+    """Bytes of a received WebSocket message, as the transport counted them."""
+    data = message.get("bytes")
+    if data is not None:
+        return len(data)
+    return len((message.get("text") or "").encode("utf-8"))

@@ -20,7 +20,8 @@ from django.db import connections
 from collab.notify import attach_loop
 from collab.realtime.appender import Appender
 from collab.realtime.bus import Bus, document_group
-from collab.realtime.rooms import Connection, Room
+from collab.realtime.codes import CLOSE_STORE_FAILED
+from collab.realtime.rooms import Connection, Room, SeqTracker, deliver
 from collab.services import presence_set_clients, presence_touch
 from collab.sync.protocol import (
     create_awareness_message,
@@ -28,6 +29,7 @@ from collab.sync.protocol import (
     merge_awareness_updates,
     parse_frame,
 )
+from collab.sync.replica import ParkedLimits, Replica
 from events.selectors import document_heads, document_replay, events_after
 from events.services import LogBusy, NewEvent, SqliteDirectAppender, event_append_batch
 
@@ -35,9 +37,6 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-# Close code for "the server could not store your edit": the client reconnects and its
-# SyncStep2 re-sends whatever the log is missing.
-CLOSE_STORE_FAILED = 4500
 # How often the SQLite WAL is checkpointed while rooms are open.
 _CHECKPOINT_SECONDS = 1.0
 # Largest batch appended on the event loop itself (~90 us for one event, ~300 us for ten);
@@ -114,8 +113,27 @@ class Hub:
         self._background: list[asyncio.Task[None]] = []
         self._clients_pending: dict[str, list[int]] = {}
         self._clients_flush: asyncio.Task[None] | None = None
-        # Awareness relays in flight (the loop keeps only weak references to tasks).
+        # Awareness relays and replica rebuilds in flight (the loop keeps only weak references
+        # to tasks).
         self._relays: set[asyncio.Task[None]] = set()
+        # Open document sockets per user id (PALIMPSEST_CONNECTIONS_PER_USER).
+        self._sockets: dict[int, int] = {}
+
+    def count_connection(self, user_id: int) -> bool:
+        """Count a new socket of this user's; False (and not counted) when over the cap."""
+        count = self._sockets.get(user_id, 0)
+        if count >= settings.PALIMPSEST_CONNECTIONS_PER_USER:
+            return False
+        self._sockets[user_id] = count + 1
+        return True
+
+    def uncount_connection(self, user_id: int) -> None:
+        """A socket counted by `count_connection` is gone."""
+        count = self._sockets.get(user_id, 0) - 1
+        if count > 0:
+            self._sockets[user_id] = count
+        else:
+            self._sockets.pop(user_id, None)
 
     def _append_now(self, batch: Sequence[Accepted]) -> list[int] | None:
         """Append a small batch on the loop if SQLite's write lock is free; else None."""
@@ -166,7 +184,7 @@ class Hub:
         """Add a connection to its document's room, loading the room on first use."""
         room = self.rooms.get(document_id)
         if room is None or room.closed:
-            room = Room(document_id)
+            room = Room(document_id, replica=Replica(_parked_limits()))
             self.rooms[document_id] = room
             room.members.add(connection)
             self._start_background()
@@ -262,12 +280,45 @@ class Hub:
         for item in batch:
             item.room.settle()
         for room in rooms:
-            logger.error("closing room %s after a failed append: %s", room.document_id, exc)
-            room.closed = True
-            if self.rooms.get(room.document_id) is room:
-                del self.rooms[room.document_id]
-            for member in list(room.members):
-                await member.close_with(CLOSE_STORE_FAILED, "edit could not be stored; retrying")
+            await self._close_room(room, exc)
+
+    async def _close_room(self, room: Room, exc: BaseException) -> None:
+        """Drop a room whose replica is not the log's: everyone reconnects and resyncs."""
+        logger.error("closing room %s: %s", room.document_id, exc)
+        room.closed = True
+        if self.rooms.get(room.document_id) is room:
+            del self.rooms[room.document_id]
+        for member in list(room.members):
+            await member.close_with(CLOSE_STORE_FAILED, "edit could not be stored; retrying")
+
+    def rebuild(self, room: Room) -> None:
+        """Rebuild a room's replica from the log; updates and answers wait until it is done.
+
+        For a replica yrs may hold part of a refused update in (a panic part-way, or structs
+        parked past the bound): what was refused is in no log, so the log's state is the truth.
+        """
+        if room.rebuilding is not None or room.closed:
+            return
+        room.rebuilding = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(self._rebuild(room, room.rebuilding))
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
+
+    async def _rebuild(self, room: Room, done: asyncio.Future[None]) -> None:
+        """Wait for accepted updates to be durable, then reload the replica from the log."""
+        try:
+            await room.all_settled()
+            replay = await database_sync_to_async(document_replay)(document_id=room.document_id)
+            room.replica.reset(replay.updates)
+            # Seqs applied beyond the replay's head are not in the new replica: catch-up
+            # fetches them again.
+            room.seqs = SeqTracker(contiguous=replay.head)
+            logger.warning("rebuilt the replica of %s from the log", room.document_id)
+        except Exception as exc:
+            await self._close_room(room, exc)
+        finally:
+            room.rebuilding = None
+            done.set_result(None)
 
     def _maybe_compact(self, room: Room) -> None:
         """Ask a worker to snapshot the room's document once its log tail is long enough.
@@ -337,6 +388,8 @@ class Hub:
 
     async def _apply_logged(self, room: Room, events: list[tuple[int, bytes]]) -> None:
         """Apply logged events this room has not seen and relay them to every local member."""
+        if room.rebuilding is not None:
+            return  # the rebuild reads the log; catch-up brings whatever it did not have
         for seq, update in events:
             if room.seqs.mark(seq):
                 room.replica.load((update,))
@@ -383,7 +436,7 @@ class Hub:
             for member in list(room.members):
                 frame = frame_without(member if member in senders else None)
                 if frame is not None:
-                    await member.send_frame(frame)
+                    await deliver(member, frame)
             everything = frame_without(None)
             if self.bus is not None and everything is not None:
                 await self.bus.publish(
@@ -467,6 +520,14 @@ class Hub:
         self.appender.executor.shutdown(wait=False)
         if self._direct is not None:
             self._direct.close()
+
+
+def _parked_limits() -> ParkedLimits:
+    """The bound on a live document's parked updates, from settings."""
+    return ParkedLimits(
+        max_updates=settings.PALIMPSEST_PARKED_MAX_UPDATES,
+        max_bytes=settings.PALIMPSEST_PARKED_MAX_BYTES,
+    )
 
 
 def _request_compaction(document_id: uuid.UUID) -> None:

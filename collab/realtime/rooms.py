@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from collab.sync.replica import Replica
+
+logger = logging.getLogger(__name__)
+
+# The ASGI scope extension through which our daphne transport (collab/realtime/transport.py)
+# learns how much of what it delivered a connection has handled: receive-side backpressure.
+FLOW_EXTENSION = "palimpsest.flow"
+
+
+class ReceiveFlow(Protocol):
+    """The transport side of FLOW_EXTENSION."""
+
+    def taken(self, size: int) -> None:
+        """A received message of `size` bytes has been handled."""
 
 
 class Connection(Protocol):
@@ -17,7 +31,7 @@ class Connection(Protocol):
     can_write: bool
 
     async def send_frame(self, frame: bytes) -> None:
-        """Send one binary frame to the client."""
+        """Send one binary frame to the client; never raises, and is a no-op once closing."""
 
     async def close_with(self, code: int, reason: str) -> None:
         """Close the client's socket."""
@@ -39,10 +53,6 @@ class SeqTracker:
             self.contiguous += 1
             self.ahead.discard(self.contiguous)
         return True
-
-    def seen(self, seq: int) -> bool:
-        """Whether a seq was applied already."""
-        return seq <= self.contiguous or seq in self.ahead
 
 
 @dataclass(eq=False)
@@ -67,6 +77,9 @@ class Room:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     closed: bool = False
+    # Set while the replica is rebuilt from the log (it may hold part of a refused update);
+    # updates and answers wait for it.
+    rebuilding: asyncio.Future[None] | None = None
     # The seq up to which a compaction was last asked for (or the snapshot the room loaded).
     compacted_to: int = 0
     # Event-loop time when the room last became idle (see Hub._unload_if_idle).
@@ -111,4 +124,12 @@ class Room:
         """Send a frame to every local member but `exclude`, in order."""
         for member in list(self.members):
             if member is not exclude:
-                await member.send_frame(frame)
+                await deliver(member, frame)
+
+
+async def deliver(member: Connection, frame: bytes) -> None:
+    """Send to one member; a failure there never reaches the others, the batch or the room."""
+    try:
+        await member.send_frame(frame)
+    except Exception:
+        logger.warning("sending to %s failed", member.connection_id, exc_info=True)

@@ -9,6 +9,8 @@ from typing import Any
 from pycrdt import Decoder, Doc, write_var_uint
 from pycrdt import get_update as diff_update
 
+from collab.sync.protocol import decode_state_vector
+
 
 @dataclass(frozen=True, slots=True)
 class Folded:
@@ -60,7 +62,7 @@ def reapply_waiting(doc: Doc[Any], updates: Sequence[bytes]) -> list[bytes]:
 
 def waiting_updates(updates: Sequence[bytes], vector: bytes) -> list[bytes]:
     """The updates some part of which the document with `vector` has not integrated."""
-    clocks = _decode_state_vector(vector)
+    clocks = decode_state_vector(vector)
     return [u for u in updates if _still_waiting(u, vector, clocks)]
 
 
@@ -98,11 +100,3 @@ def _still_waiting(update: bytes, vector: bytes, clocks: dict[int, int]) -> bool
             if clock + length > clocks.get(client, 0):
                 return True
     return False
-
-
-def _decode_state_vector(vector: bytes) -> dict[int, int]:
-    """A v1 state vector as {client: next clock}."""
-    decoder = Decoder(vector)
-    return {
-        decoder.read_var_uint(): decoder.read_var_uint() for _ in range(decoder.read_var_uint())
-    }

@@ -150,8 +150,9 @@ def parse_frame(data: bytes) -> Frame:
     return Frame(kind, payload)
 
 
-def decode_awareness(payload: bytes) -> list[AwarenessEntry]:
-    """Decode an awareness update strictly: ids, clocks and JSON object states."""
+def decode_awareness(payload: bytes, max_state_bytes: int | None = None) -> list[AwarenessEntry]:
+    """Decode an awareness update strictly: ids, clocks and JSON object states (of a bounded
+    size, with `max_state_bytes`)."""
     reader = _Reader(payload)
     count = reader.var_uint()
     if count > len(payload):
@@ -161,6 +162,8 @@ def decode_awareness(payload: bytes) -> list[AwarenessEntry]:
         client_id = reader.var_uint()
         clock = reader.var_uint()
         raw = reader.var_string()
+        if max_state_bytes is not None and len(raw) > max_state_bytes:
+            raise ProtocolError(f"awareness state over {max_state_bytes} bytes")
         try:
             state = json.loads(raw) if raw else None
         except ValueError as exc:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from pycrdt import Awareness, Doc, Encoder, TransactionEvent
+from pycrdt import Awareness, Decoder, Doc, Encoder, TransactionEvent
 from pycrdt import get_update as diff_update
 
 from collab.sync.compaction import reapply_waiting
@@ -17,60 +18,164 @@ from collab.sync.protocol import (
     create_awareness_message,
     create_sync_message,
     decode_awareness,
+    decode_state_vector,
     encode_sync_step2,
 )
+
+
+class ReplicaTainted(ProtocolError):
+    """The update was refused after yrs had taken part of it: rebuild the replica from the log."""
+
+
+def is_yrs_panic(exc: BaseException) -> bool:
+    """Whether `exc` is pyo3's `PanicException`, which yrs raises on inputs it cannot handle.
+
+    pyo3 creates that class at run time in a module nobody can import (`pyo3_runtime`), so it
+    is recognised by name. It derives from BaseException; catching that broadly would also
+    swallow cancellation, so callers catch BaseException, ask this, and re-raise the rest.
+    """
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedLimits:
+    """How many client updates, and how many bytes of them, may wait on a missing dependency."""
+
+    max_updates: int = 1_000_000
+    max_bytes: int = 1 << 40
+
+
+@dataclass(frozen=True, slots=True)
+class _Parked:
+    """An update yrs could not integrate whole, and the first thing it waits for."""
+
+    update: bytes
+    # A gap in its own client's clocks: it can integrate once the document has `client`'s
+    # clock `clock`. None when it waits on another item (an origin), which yrs itself retries.
+    gap: tuple[int, int] | None
 
 
 class Replica:
     """A document's CRDT state plus awareness, as the server holds it for live rooms."""
 
-    def __init__(self) -> None:
+    def __init__(self, parked_limits: ParkedLimits | None = None) -> None:
         self.doc: Doc[Any] = Doc()
         self.awareness = Awareness(self.doc)
         # pycrdt gives the server a presence of its own; a relay has none to show.
         self.awareness.set_local_state(None)
         self._changed = False
+        self.parked_limits = parked_limits or ParkedLimits()
         # Updates applied while a dependency was missing (see `_integrate`).
-        self._parked: list[bytes] = []
-        self.doc.observe(self._on_transaction)
+        self._parked: list[_Parked] = []
+        self.parked_bytes = 0
+        # Set when yrs may hold part of a refused update: the room rebuilds this replica.
+        self.tainted = False
+        self._subscription = self.doc.observe(self._on_transaction)
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         """Note that the last applied update changed the document."""
         self._changed = True
 
+    @property
+    def parked(self) -> int:
+        """How many updates wait on a missing dependency."""
+        return len(self._parked)
+
     def load(self, updates: Iterable[bytes]) -> None:
         """Apply logged updates (a snapshot, events) in order; they were validated on entry."""
         for update in updates:
-            self._integrate(update)
+            self._integrate(update, bounded=False)
+
+    def reset(self, updates: Iterable[bytes]) -> None:
+        """Start again from logged updates, keeping awareness (which holds no document state)."""
+        self.doc.unobserve(self._subscription)
+        self.doc = Doc()
+        self._subscription = self.doc.observe(self._on_transaction)
+        self._parked = []
+        self.parked_bytes = 0
+        self.tainted = False
+        self.load(updates)
 
     def apply(self, update: bytes) -> bool:
-        """Apply a client's update; True if it changed the document or waits on a dependency."""
+        """Apply a client's update; True if it changed the document or waits on a dependency.
+
+        Raises ProtocolError for an update yrs rejects, and ReplicaTainted (after which the
+        replica must be rebuilt from the log) when yrs panicked part-way or the update would
+        take the parked updates over their bound.
+        """
         if update == EMPTY_UPDATE:
             return False
-        try:
-            return self._integrate(update)
-        except ValueError as exc:
-            raise ProtocolError(f"invalid Yjs update: {exc}") from exc
+        return self._integrate(update, bounded=True)
 
-    def _integrate(self, update: bytes) -> bool:
+    def _integrate(self, update: bytes, *, bounded: bool) -> bool:
         """Apply an update; True if it changed the document or waits on a dependency.
 
         yrs may leave earlier parked updates parked when their dependency arrives (two or more
         waiting; pycrdt 0.14.13), which would keep them out of every SyncStep2 we send; so
-        after a change, the parked ones are applied again.
+        once a change fills the gap one of them waits on, the parked ones are applied again.
         """
         self._changed = False
-        self.doc.apply_update(update)
-        if self._changed:
-            if self._parked:
-                self._parked = reapply_waiting(self.doc, self._parked)
-            return True
-        # Nothing integrated: either a duplicate, or structs parked until a missing dependency
-        # arrives. The latter must still be logged, or a replay of the log would lose them.
+        try:
+            self.doc.apply_update(update)
+        except ValueError as exc:
+            raise ProtocolError(f"invalid Yjs update: {exc}") from exc
+        except BaseException as exc:
+            if not is_yrs_panic(exc):
+                raise
+            self.tainted = True
+            raise ReplicaTainted("invalid Yjs update: the CRDT library failed on it") from None
+        changed = self._changed
+        if changed and self._parked:
+            self._retry_parked()
+        # Nothing integrated: a duplicate, or structs parked until a missing dependency arrives;
+        # part integrated: the rest is parked. Parked structs must still be logged, or a replay
+        # of the log would lose them.
         if self.covers(update):
-            return False
-        self._parked.append(update)
+            return changed
+        if bounded and (
+            len(self._parked) + 1 > self.parked_limits.max_updates
+            or self.parked_bytes + len(update) > self.parked_limits.max_bytes
+        ):
+            self.tainted = True  # yrs holds its parked structs; only a rebuild forgets them
+            raise ReplicaTainted("too many updates waiting on missing ones")
+        self._park(update)
         return True
+
+    def _park(self, update: bytes) -> None:
+        """Keep an update that waits, with the gap (if any) that must fill before a retry."""
+        vector = self.doc.get_state()
+        clocks = decode_state_vector(vector)
+        decoder = Decoder(diff_update(update, vector))
+        gap = None
+        if decoder.read_var_uint():  # groups of structs beyond our state: read the first one's
+            decoder.read_var_uint()
+            client, clock = decoder.read_var_uint(), decoder.read_var_uint()
+            if clock > clocks.get(client, 0):
+                gap = (client, clock)
+        self._parked.append(_Parked(update, gap))
+        self.parked_bytes += len(update)
+
+    def _retry_parked(self) -> None:
+        """Apply the parked updates again if a gap one of them waits on is now filled.
+
+        Costs one state-vector read per change while updates are parked, and nothing more
+        until a missing dependency arrives.
+        """
+        clocks = decode_state_vector(self.doc.get_state())
+        if not any(p.gap and clocks.get(p.gap[0], 0) >= p.gap[1] for p in self._parked):
+            return
+        waiting = reapply_waiting(self.doc, [p.update for p in self._parked])
+        self._parked = []
+        self.parked_bytes = 0
+        for update in waiting:
+            self._park(update)
+
+    def clocks_behind(self, state_vector: bytes) -> int:
+        """How many of our clocks (items, roughly characters) a client with this vector lacks."""
+        theirs = decode_state_vector(state_vector)
+        ours = decode_state_vector(self.doc.get_state())
+        return sum(max(0, clock - theirs.get(client, 0)) for client, clock in ours.items())
 
     def covers(self, update: bytes) -> bool:
         """Whether every struct in `update` is already integrated here.
@@ -90,6 +195,10 @@ class Replica:
             update = self.doc.get_update(state_vector)
         except ValueError as exc:
             raise ProtocolError("invalid state vector") from exc
+        except BaseException as exc:
+            if not is_yrs_panic(exc):
+                raise
+            raise ProtocolError("invalid state vector") from None  # a read: nothing changed
         return encode_sync_step2(update)
 
     def apply_awareness(

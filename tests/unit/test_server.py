@@ -14,7 +14,7 @@ from collab import server
 from collab.server import main
 
 
-def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen(
+def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen_and_our_size_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: dict[str, Any] = {}
@@ -33,7 +33,16 @@ def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen(
     finally:
         asyncio.set_event_loop_policy(before)
         gc.unfreeze()
-    assert seen["args"] == ["-p", "8001", "collab.asgi:application"]
+    limit = str(16 * 1024 * 1024)  # PALIMPSEST_MAX_FRAME_BYTES sets both of daphne's limits
+    assert seen["args"] == [
+        "--websocket-max-frame-size",
+        limit,
+        "--websocket-max-message-size",
+        limit,
+        "-p",
+        "8001",
+        "collab.asgi:application",
+    ]
     assert isinstance(seen["policy"], uvloop.EventLoopPolicy)
     assert seen["frozen"] > 10_000
     assert seen["bg"] is True

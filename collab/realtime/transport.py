@@ -1,0 +1,224 @@
+"""Daphne and autobahn hooks for what ASGI cannot express: flow control and size limits.
+
+`collab.server` runs daphne with these classes (`make run`, `make stack`, compose and the live
+tests all start it), so every WebSocket gets:
+
+- a bounded send side: frames wait in a queue of ours while Twisted's own buffer is full, and a
+  reader that stays more than `PALIMPSEST_SEND_BUFFER_BYTES` behind for
+  `PALIMPSEST_SLOW_READER_SECONDS` is closed with 4508 and its queue freed (daphne alone
+  buffers without limit: one socket that never read grew the server by ~2 GB);
+- a bounded receive side: past `PALIMPSEST_RECEIVE_BUFFER_BYTES` not yet taken by the consumer,
+  the socket is not read, so TCP pushes back on the sender (daphne's queue is unbounded);
+- sends to a socket that is closing are dropped (autobahn raises `Disconnected` for them);
+- an incoming message over `PALIMPSEST_MAX_FRAME_BYTES` is answered with a 4413 close frame
+  naming the limit, and its payload is discarded as it streams in (autobahn drops TCP, which a
+  stock client takes for a network fault and answers by re-sending the same message forever);
+- outgoing messages are never refused for size: a document bigger than the limit still opens.
+
+The consumer reports what it has taken through the ASGI scope extension `FLOW_EXTENSION`; under
+other servers (tests' `WebsocketCommunicator`) it is absent and nothing here applies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+from daphne.cli import CommandLineInterface
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+from django.conf import settings
+from twisted.internet import reactor as _reactor
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+from collab.realtime.codes import CLOSE_TOO_BIG, CLOSE_TOO_SLOW
+from collab.realtime.rooms import FLOW_EXTENSION
+
+logger = logging.getLogger(__name__)
+# The installed reactor (daphne's asyncio one); Twisted types it as a module.
+reactor: Any = _reactor
+
+
+@implementer(IPushProducer)
+class _SendWindow:
+    """Told by Twisted when its send buffer for the socket fills (pause) and empties (resume)."""
+
+    def __init__(self, protocol: FlowControlledProtocol) -> None:
+        self._protocol = protocol
+        self.paused = False
+
+    def pauseProducing(self) -> None:
+        """Twisted's buffer is over its 64 KiB: queue further frames ourselves."""
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        """Twisted's buffer drained: hand it queued frames."""
+        self.paused = False
+        self._protocol.flush_queued()
+
+    def stopProducing(self) -> None:
+        """The connection is gone."""
+        self.paused = True
+
+
+class FlowControlledProtocol(WebSocketProtocol):
+    """daphne's WebSocket protocol with bounded buffers both ways and a clean size refusal."""
+
+    def connectionMade(self) -> None:
+        """Set up the queues and register for Twisted's buffer signals."""
+        super().connectionMade()
+        self._queued: deque[bytes] = deque()
+        self.queued_bytes = 0
+        self._behind_since: float | None = None
+        self.gave_up = False
+        self.received_bytes = 0
+        self._reading_paused = False
+        self._window = _SendWindow(self)
+        # The HTTP channel that handled the upgrade is still the transport's producer; this
+        # socket speaks WebSocket from now on, so its buffer signals come here instead.
+        if getattr(self.transport, "producer", None) is not None:
+            self.transport.unregisterProducer()
+        self.transport.registerProducer(self._window, True)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def serverSend(self, content: bytes | str, binary: bool = False) -> None:
+        """Send now if Twisted's buffer has room, else queue; drop once the socket is closing."""
+        if self.state == self.STATE_CONNECTING:
+            super().serverSend(content, binary)
+            return
+        if self.state != self.STATE_OPEN or self.gave_up:
+            return  # closing: the client gets nothing more (autobahn would raise Disconnected)
+        data = content if isinstance(content, bytes) else content.encode("utf-8")
+        if self._window.paused or self._queued:
+            self._queued.append(data)
+            self.queued_bytes += len(data)
+            self._watch_backlog()
+            return
+        self._send_now(data)
+
+    def _send_now(self, data: bytes) -> None:
+        """Hand one binary message to autobahn, whatever its size."""
+        limit: int = getattr(self, "maxMessagePayloadSize", 0)
+        # autobahn applies the incoming limit to sends too; ours is only for what clients send.
+        self.maxMessagePayloadSize = 0
+        try:
+            self.sendMessage(data, True)
+        finally:
+            self.maxMessagePayloadSize = limit
+
+    def flush_queued(self) -> None:
+        """Send queued frames until Twisted's buffer fills again."""
+        while self._queued and not self._window.paused and self.state == self.STATE_OPEN:
+            data = self._queued.popleft()
+            self.queued_bytes -= len(data)
+            self._send_now(data)
+        if self.queued_bytes <= settings.PALIMPSEST_SEND_BUFFER_BYTES:
+            self._behind_since = None
+
+    def _watch_backlog(self) -> None:
+        """Start the slow-reader clock when the queue goes over its bound."""
+        if self.queued_bytes <= settings.PALIMPSEST_SEND_BUFFER_BYTES:
+            return
+        if self._behind_since is None:
+            self._behind_since = reactor.seconds()
+            reactor.callLater(settings.PALIMPSEST_SLOW_READER_SECONDS, self._check_backlog)
+
+    def _check_backlog(self) -> None:
+        """Close a reader that stayed over the bound for the whole grace period."""
+        if self._behind_since is None or self.state != self.STATE_OPEN:
+            return
+        left = self._behind_since + settings.PALIMPSEST_SLOW_READER_SECONDS - reactor.seconds()
+        if left > 0.001:
+            reactor.callLater(left, self._check_backlog)  # it dipped under and went over again
+            return
+        logger.info(
+            "closing %s: %d bytes unread for %.0f s",
+            self.client_addr,
+            self.queued_bytes,
+            settings.PALIMPSEST_SLOW_READER_SECONDS,
+        )
+        self.gave_up = True
+        self._queued.clear()
+        self.queued_bytes = 0
+        # Behind at most Twisted's 64 KiB and one message; a client that never reads is dropped
+        # by autobahn's close-handshake timeout, which frees the rest.
+        self.sendClose(code=CLOSE_TOO_SLOW, reason="could not keep up")
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """Queue the message for the consumer; stop reading while too much waits there."""
+        if self.muted:
+            return
+        super().onMessage(payload, isBinary)
+        self.received_bytes += len(payload)
+        if self.received_bytes > settings.PALIMPSEST_RECEIVE_BUFFER_BYTES and not (
+            self._reading_paused
+        ):
+            self._reading_paused = True
+            self.transport.pauseProducing()
+
+    def taken(self, size: int) -> None:
+        """The consumer is done with a message of `size` bytes; read again once room is back."""
+        self.received_bytes -= size
+        if self._reading_paused and self.received_bytes <= (
+            settings.PALIMPSEST_RECEIVE_BUFFER_BYTES // 2
+        ):
+            self._reading_paused = False
+            if self.state in (self.STATE_OPEN, self.STATE_CLOSING):
+                self.transport.resumeProducing()
+
+    def _max_message_size_exceeded(self, msg_size: int, max_msg_size: int, reason: str) -> None:
+        """Refuse an oversized message with 4413 instead of autobahn's dropped connection."""
+        logger.info("closing %s: %s", self.client_addr, reason)
+        # Marked as failed, autobahn discards the rest of this message as it arrives and still
+        # reads the client's close reply.
+        self.failedByMe = True
+        self.gave_up = True
+        self._queued.clear()
+        self.queued_bytes = 0
+        self.sendCloseFrame(
+            code=CLOSE_TOO_BIG,
+            reasonUtf8=f"message too large: the limit is {max_msg_size} bytes".encode(),
+            isReply=False,
+        )
+
+
+class FlowControlledServer(Server):
+    """daphne's server, building `FlowControlledProtocol` sockets that report to consumers."""
+
+    _ws_factory: Any = None
+
+    @property
+    def ws_factory(self) -> Any:
+        """The WebSocket factory daphne builds in `run()`."""
+        return self._ws_factory
+
+    @ws_factory.setter
+    def ws_factory(self, factory: Any) -> None:
+        # daphne creates its factory inside run(); swapping the class here keeps its options.
+        factory.protocol = FlowControlledProtocol
+        self._ws_factory = factory
+
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        """Give WebSocket consumers a handle to report the messages they have taken."""
+        if isinstance(protocol, FlowControlledProtocol):
+            scope.setdefault("extensions", {})[FLOW_EXTENSION] = protocol
+        return super().create_application(protocol, scope)
+
+
+class CommandLine(CommandLineInterface):
+    """daphne's command line with the server above and our size limit as its default."""
+
+    server_class = FlowControlledServer
+
+    def run(self, args: list[str]) -> None:
+        """Default both of daphne's size options to `PALIMPSEST_MAX_FRAME_BYTES`."""
+        limit = str(settings.PALIMPSEST_MAX_FRAME_BYTES)
+        for option in ("--websocket-max-message-size", "--websocket-max-frame-size"):
+            if not any(a == option or a.startswith(option + "=") for a in args):
+                args = [option, limit, *args]
+        super().run(args)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Iterator
 
-from pycrdt import Doc, Text, YMessageType, write_message, write_var_uint
+from pycrdt import (
+    Doc,
+    Text,
+    XmlElement,
+    XmlFragment,
+    XmlText,
+    YMessageType,
+    write_message,
+    write_var_uint,
+)
 
 from collab.sync.protocol import (
     FrameKind,
@@ -111,3 +120,63 @@ def awareness_update(client_id: int, state: dict[str, object]) -> bytes:
     awareness = Awareness(Doc(client_id=client_id))
     awareness.set_local_state(state)
     return awareness.encode_awareness_update([client_id])
+
+
+def mutate(update: bytes, rng: random.Random) -> bytes:
+    """One to three random damages to a real update: bit flips, truncations, splices of
+    another part of itself, and inflated varints (long runs of continuation bytes)."""
+    data = bytearray(update)
+    for _ in range(rng.randint(1, 3)):
+        kind = rng.randrange(4)
+        if kind == 0 and data:
+            i = rng.randrange(len(data))
+            data[i] ^= 1 << rng.randrange(8)
+        elif kind == 1 and data:
+            data = data[: rng.randrange(len(data))]
+        elif kind == 2:
+            i, j = rng.randrange(len(data) + 1), rng.randrange(len(update) + 1)
+            data = data[:i] + bytearray(update[j:])
+        else:
+            i = rng.randrange(len(data) + 1)
+            data[i:i] = bytes([0xFF] * rng.randrange(1, 10) + [rng.randrange(1, 128)])
+    return bytes(data)
+
+
+def rich_updates(count: int = 40, seed: int = 3) -> list[bytes]:
+    """Updates of a client editing text, a map and the editor's XML shape, one per change."""
+    rng = random.Random(seed)
+    doc = Doc(client_id=1_000_000 + seed)  # a fixed id: the same bytes on every run
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    text = doc.get("text", type=Text)
+    fragment = doc.get("default", type=XmlFragment)
+    paragraph = fragment.children.append(XmlElement("paragraph"))
+    xml_text = paragraph.children.append(XmlText())
+    for i in range(count):
+        text.insert(rng.randint(0, len(str(text))), "hé!"[: rng.randint(1, 3)])
+        xml_text.insert(0, "ab")
+        if i % 5 == 0:
+            xml_text.format(0, 1, {"bold": True})
+            del text[0:1]
+    return updates
+
+
+def find_panicking_update(base: list[bytes], seed: int = 1, tries: int = 200_000) -> bytes:
+    """A mutation of one of `base` that makes yrs panic when applied after all of `base`."""
+    from collab.sync.replica import is_yrs_panic
+
+    rng = random.Random(seed)
+    for _ in range(tries):
+        candidate = mutate(rng.choice(base), rng)
+        doc = Doc()
+        for update in base:
+            doc.apply_update(update)
+        try:
+            doc.apply_update(candidate)
+        except (ValueError, RuntimeError):
+            continue
+        except BaseException as exc:
+            if is_yrs_panic(exc):
+                return candidate
+            raise
+    raise AssertionError(f"no panicking update in {tries} tries")

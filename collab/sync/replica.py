@@ -118,8 +118,13 @@ class Replica:
         self._changed = False
         try:
             self.doc.apply_update(update)
-        except ValueError as exc:
+        except ValueError as exc:  # it did not decode: nothing was applied
             raise ProtocolError(f"invalid Yjs update: {exc}") from exc
+        except RuntimeError as exc:
+            # Refused while integrating (e.g. "block parent must be deleted or shared ref
+            # type"): some of it may be in the document already.
+            self.tainted = True
+            raise ReplicaTainted(f"invalid Yjs update: {exc}") from exc
         except BaseException as exc:
             if not is_yrs_panic(exc):
                 raise

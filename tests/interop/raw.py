@@ -1,0 +1,126 @@
+"""Raw WebSocket clients that misbehave on purpose: they read only when told to.
+
+Framing comes from the `websockets` library's sans-I/O protocol; the socket is ours, so a test
+decides when (and whether) anything is read or a close is answered.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+from pycrdt import Doc, create_sync_message
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+# SyncStep1 with an empty state vector: "send me the whole document".
+EMPTY_STEP1 = create_sync_message(Doc())
+
+
+@dataclass
+class Received:
+    """What a raw client has read so far."""
+
+    frames: list[bytes]
+    close_code: int | None = None
+    close_reason: str = ""
+    eof: bool = False
+
+
+class RawClient:
+    """One WebSocket connection that does nothing unless asked."""
+
+    def __init__(self, url: str, *, receive_buffer: int | None = None) -> None:
+        uri = parse_uri(url)
+        self.protocol = ClientProtocol(uri, max_size=None)
+        host, port = uri.host, uri.port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            # Small, so a client that never reads fills its window quickly.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(10)
+        self.sock.connect((host, port))
+        self.received = Received(frames=[])
+        self.status: int | None = None
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        deadline = time.monotonic() + 10
+        while self.protocol.state is State.CONNECTING and not self.received.eof:
+            assert time.monotonic() < deadline, "no handshake answer in 10 s"
+            self._read_some(10)
+
+    @property
+    def open(self) -> bool:
+        """Whether the handshake succeeded and no close was read."""
+        return self.status == 101 and self.received.close_code is None and not self.received.eof
+
+    def _flush(self) -> None:
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                self.sock.sendall(chunk)
+
+    def _read_some(self, timeout: float) -> bool:
+        """Read once; False on timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1 << 20)
+        except TimeoutError:
+            return False
+        except OSError:
+            data = b""
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.received.eof = True
+            self.protocol.receive_eof()
+        for event in self.protocol.events_received():
+            if isinstance(event, Response):
+                self.status = event.status_code
+            elif isinstance(event, Frame):
+                if event.opcode is Opcode.BINARY:
+                    self.received.frames.append(bytes(event.data))
+                elif event.opcode is Opcode.CLOSE:
+                    close = Close.parse(bytes(event.data))
+                    self.received.close_code, self.received.close_reason = close.code, close.reason
+        self._flush()  # pongs and close replies, as a client that does read would send
+        return True
+
+    def send(self, payload: bytes) -> None:
+        """Send one binary message."""
+        self.protocol.send_binary(payload)
+        self._flush()
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (a frame header alone, say)."""
+        self.sock.sendall(data)
+
+    def encode(self, payload: bytes) -> bytes:
+        """One binary message as it would go on the wire, not sent."""
+        self.protocol.send_binary(payload)
+        return b"".join(self.protocol.data_to_send())
+
+    def read_until_closed(self, timeout: float) -> Received:
+        """Read (answering the close) until the server closes or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while not self.received.eof and time.monotonic() < deadline:
+            self._read_some(max(0.05, min(1.0, deadline - time.monotonic())))
+            if self.received.close_code is not None and self.protocol.state is State.CLOSED:
+                break
+        return self.received
+
+    def read_frames(self, count: int, timeout: float) -> list[bytes]:
+        """Read until `count` binary frames have arrived (or the timeout); all read so far."""
+        deadline = time.monotonic() + timeout
+        while len(self.received.frames) < count and time.monotonic() < deadline:
+            if self.received.eof:
+                break
+            self._read_some(max(0.05, min(1.0, deadline - time.monotonic())))
+        return self.received.frames
+
+    def close(self) -> None:
+        """Drop the socket without a handshake."""
+        self.sock.close()

@@ -185,6 +185,8 @@ PALIMPSEST_PARKED_MAX_UPDATES = _env_int("PALIMPSEST_PARKED_MAX_UPDATES", 200)
 PALIMPSEST_PARKED_MAX_BYTES = _env_int("PALIMPSEST_PARKED_MAX_BYTES", 4 * 1024 * 1024)
 # Appends queued per process before readers are paused: bounds memory under a flood.
 PALIMPSEST_APPEND_QUEUE_MAX = _env_int("PALIMPSEST_APPEND_QUEUE_MAX", 20_000)
+# ... and their bytes: while the database stalls, large updates must not pile up without end.
+PALIMPSEST_APPEND_QUEUE_BYTES = _env_int("PALIMPSEST_APPEND_QUEUE_BYTES", 64 * 1024 * 1024)
 # Largest batch one commit takes; bigger batches amortise the commit, smaller ones relay sooner.
 PALIMPSEST_APPEND_BATCH_MAX = _env_int("PALIMPSEST_APPEND_BATCH_MAX", 2_000)
 # How often a presence row's last_seen is refreshed while its socket is open.

@@ -42,6 +42,7 @@ class Appender(Generic[T]):
         on_failed: OnFailed[T],
         batch_max: int,
         queue_max: int,
+        queue_max_bytes: int = 1 << 62,
         write_now: WriteNow[T] | None = None,
     ) -> None:
         self._write = write
@@ -50,19 +51,31 @@ class Appender(Generic[T]):
         self._on_failed = on_failed
         self._batch_max = batch_max
         self._queue_max = queue_max
-        self._queue: deque[T] = deque()
+        # Bytes as well as items: a stalled database with large updates queued would otherwise
+        # hold queue_max times the largest update.
+        self._queue_max_bytes = queue_max_bytes
+        self._queued_bytes = 0
+        self._queue: deque[tuple[T, int]] = deque()
         self._space = asyncio.Event()
         self._space.set()
         # One thread: batches commit in the order they were queued, on one DB connection.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="appender")
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, item: T) -> None:
-        """Queue an item; waits while the queue is full, which pauses the sender's reads."""
-        while len(self._queue) >= self._queue_max:
+    def _full(self) -> bool:
+        """Over a bound (one item always fits, however large)."""
+        return len(self._queue) >= self._queue_max or (
+            bool(self._queue) and self._queued_bytes >= self._queue_max_bytes
+        )
+
+    async def submit(self, item: T, size: int = 0) -> None:
+        """Queue an item of `size` bytes; waits while the queue is full, which pauses the
+        sender's reads."""
+        while self._full():
             self._space.clear()
             await self._space.wait()
-        self._queue.append(item)
+        self._queue.append((item, size))
+        self._queued_bytes += size
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -79,8 +92,12 @@ class Appender(Generic[T]):
     def _take(self) -> list[T]:
         """Pop up to one batch from the queue."""
         count = min(len(self._queue), self._batch_max)
-        batch = [self._queue.popleft() for _ in range(count)]
-        if len(self._queue) < self._queue_max:
+        batch = []
+        for _ in range(count):
+            item, size = self._queue.popleft()
+            self._queued_bytes -= size
+            batch.append(item)
+        if not self._full():
             self._space.set()
         return batch
 

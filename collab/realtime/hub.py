@@ -105,6 +105,7 @@ class Hub:
             on_failed=self._on_failed,
             batch_max=settings.PALIMPSEST_APPEND_BATCH_MAX,
             queue_max=settings.PALIMPSEST_APPEND_QUEUE_MAX,
+            queue_max_bytes=settings.PALIMPSEST_APPEND_QUEUE_BYTES,
         )
         layer = get_channel_layer()
         # Only several processes need the layer for document traffic; within one process every
@@ -254,7 +255,7 @@ class Hub:
     async def submit(self, room: Room, sender: Connection, event: NewEvent) -> None:
         """Queue an update already applied to the replica; it is relayed once durable."""
         room.accept()
-        await self.appender.submit(Accepted(room, sender, event))
+        await self.appender.submit(Accepted(room, sender, event), len(event.update))
 
     async def _on_durable(self, batch: Sequence[Accepted], seqs: list[int]) -> None:
         """Relay a committed batch to local members and other processes, in seq order."""

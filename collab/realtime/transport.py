@@ -75,6 +75,7 @@ class FlowControlledProtocol(WebSocketProtocol):
         self.gave_up = False
         self.received_bytes = 0
         self._reading_paused = False
+        self._ever_paused = False  # logged once per connection, not at every pause
         self._window = _SendWindow(self)
         # The HTTP channel that handled the upgrade is still the transport's producer; this
         # socket speaks WebSocket from now on, so its buffer signals come here instead.
@@ -83,6 +84,16 @@ class FlowControlledProtocol(WebSocketProtocol):
         self.transport.registerProducer(self._window, True)
 
     # -- sending -----------------------------------------------------------------------------
+
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        """As daphne, but a close carries the application's reason (daphne drops it)."""
+        if message.get("type") == "websocket.close" and self.state == self.STATE_OPEN:
+            self.gave_up = True
+            self._queued.clear()
+            self.queued_bytes = 0
+            self.sendClose(code=message.get("code") or 1000, reason=message.get("reason") or None)
+            return
+        super().handle_reply(message)
 
     def serverSend(self, content: bytes | str, binary: bool = False) -> None:
         """Send now if Twisted's buffer has room, else queue; drop once the socket is closing."""
@@ -158,6 +169,11 @@ class FlowControlledProtocol(WebSocketProtocol):
         if self.received_bytes > settings.PALIMPSEST_RECEIVE_BUFFER_BYTES and not (
             self._reading_paused
         ):
+            if not self._ever_paused:
+                logger.info(
+                    "pausing reads from %s: it sends faster than it is served", self.client_addr
+                )
+                self._ever_paused = True
             self._reading_paused = True
             self.transport.pauseProducing()
 

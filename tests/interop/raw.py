@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pycrdt import Doc, create_sync_message
@@ -59,15 +60,20 @@ class RawClient:
         return self.status == 101 and self.received.close_code is None and not self.received.eof
 
     def _flush(self) -> None:
+        """Send what the protocol has queued; a reset connection counts as closed."""
         for chunk in self.protocol.data_to_send():
             if chunk:
-                self.sock.sendall(chunk)
+                try:
+                    self.sock.sendall(chunk)
+                except OSError:
+                    self.received.eof = True
+                    return
 
-    def _read_some(self, timeout: float) -> bool:
+    def _read_some(self, timeout: float, max_bytes: int = 1 << 20) -> bool:
         """Read once; False on timeout."""
         self.sock.settimeout(timeout)
         try:
-            data = self.sock.recv(1 << 20)
+            data = self.sock.recv(max_bytes)
         except TimeoutError:
             return False
         except OSError:
@@ -103,6 +109,12 @@ class RawClient:
         self.protocol.send_binary(payload)
         return b"".join(self.protocol.data_to_send())
 
+    def read_a_little(self, max_bytes: int = 4096, timeout: float = 0.05) -> Received:
+        """One read of at most `max_bytes`: a reader far slower than what it is sent."""
+        if not self.received.eof:
+            self._read_some(timeout, max_bytes)
+        return self.received
+
     def read_until_closed(self, timeout: float) -> Received:
         """Read (answering the close) until the server closes or `timeout` passes."""
         deadline = time.monotonic() + timeout
@@ -110,6 +122,16 @@ class RawClient:
             self._read_some(max(0.05, min(1.0, deadline - time.monotonic())))
             if self.received.close_code is not None and self.protocol.state is State.CLOSED:
                 break
+        return self.received
+
+    def read_until(self, done: Callable[[Received], bool], timeout: float) -> Received:
+        """Read until `done(received)` holds, the connection ends, or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while not done(self.received) and not self.received.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._read_some(min(1.0, left))
         return self.received
 
     def read_frames(self, count: int, timeout: float) -> list[bytes]:

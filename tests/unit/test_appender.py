@@ -97,3 +97,35 @@ async def test_a_full_queue_makes_senders_wait() -> None:
     gate.set()
     await asyncio.wait_for(blocked, 5)
     await appender.drain()
+
+
+async def test_queued_bytes_are_bounded_too_but_one_large_item_always_fits() -> None:
+    gate = threading.Event()
+
+    def write(batch: Sequence[int]) -> list[int]:
+        gate.wait(5)
+        return list(batch)
+
+    async def on_durable(batch: Sequence[int], seqs: list[int]) -> None:
+        return None
+
+    async def on_failed(batch: Sequence[int], exc: BaseException) -> None:
+        return None
+
+    appender: Appender[int] = Appender(
+        write=write,
+        on_durable=on_durable,
+        on_failed=on_failed,
+        batch_max=1,
+        queue_max=1000,
+        queue_max_bytes=100,
+    )
+    await appender.submit(0, 10)  # taken at once: in flight
+    await asyncio.sleep(0.05)
+    await appender.submit(1, 500)  # over the byte bound alone, but an empty queue takes it
+    blocked = asyncio.ensure_future(appender.submit(2, 1))
+    await asyncio.sleep(0.05)
+    assert not blocked.done(), "a sender got past a queue full of bytes"
+    gate.set()
+    await asyncio.wait_for(blocked, 5)
+    await appender.drain()

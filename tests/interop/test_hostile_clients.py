@@ -1,0 +1,456 @@
+"""A misbehaving client never hurts anyone else, against a real daphne server.
+
+Raw sockets (tests/interop/raw.py) that never read, never answer a close, flood, or send
+messages over the limit or damaged updates, beside stock y-websocket clients doing their work.
+Each test prints the figures the README reports (RSS growth, another document's latency).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import random
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pycrdt import Doc, XmlElement, XmlFragment, XmlText, create_update_message
+
+from collab.sync.protocol import parse_frame
+from tests.interop.live import LiveServer, NodeClient, converged
+from tests.interop.raw import EMPTY_STEP1, RawClient
+from tests.ytest import mutate
+
+# Small bounds, so each attack crosses them within seconds.
+LIMITS = {
+    "PALIMPSEST_SEND_BUFFER_BYTES": str(1024 * 1024),
+    "PALIMPSEST_SLOW_READER_SECONDS": "2",
+    "PALIMPSEST_RECEIVE_BUFFER_BYTES": str(256 * 1024),
+    "PALIMPSEST_CONNECTIONS_PER_USER": "64",
+    "PALIMPSEST_APPEND_QUEUE_BYTES": str(1024 * 1024),
+}
+LIMIT = 16 * 1024 * 1024  # PALIMPSEST_MAX_FRAME_BYTES's default
+
+
+@pytest.fixture
+def server(tmp_path: Path, node_available: None) -> Iterator[LiveServer]:
+    """A daphne server on the embedded default with small per-connection bounds."""
+    live = LiveServer(tmp_path, LIMITS).start()
+    yield live
+    live.stop()
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _url(server: LiveServer, doc_id: str, token: str) -> str:
+    return f"{server.ws_url}/{doc_id}?token={token}"
+
+
+def _paragraph_doc() -> tuple[Doc[Any], XmlText, list[bytes]]:
+    """A pycrdt client in the editor's layout, and the updates it makes."""
+    doc: Doc[Any] = Doc()
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    paragraph = doc.get("default", type=XmlFragment).children.append(XmlElement("paragraph"))
+    return doc, paragraph.children.append(XmlText()), updates
+
+
+def _write_document(server: LiveServer, doc_id: str, token: str, chars: int) -> None:
+    """Give a document `chars` characters through a well-behaved raw writer."""
+    writer = RawClient(_url(server, doc_id, token))
+    _, text, updates = _paragraph_doc()
+    text.insert(0, "x" * chars)
+    for update in updates:
+        writer.send(create_update_message(update))
+    writer.send(EMPTY_STEP1)
+    writer.read_frames(3, 30)  # the server's SyncStep1, then the answer: all is durable
+    writer.close()
+
+
+class LatencyProbe:
+    """Another document's writer and reader: how long each small edit takes to arrive."""
+
+    def __init__(self, server: LiveServer, token: str, period: float = 0.02) -> None:
+        doc_id = server.document(token)
+        self._writer = RawClient(_url(server, doc_id, token))
+        self._reader = RawClient(_url(server, doc_id, token))
+        for client in (self._writer, self._reader):
+            client.read_frames(1, 10)
+        self._doc, self._text, self._updates = _paragraph_doc()
+        for update in self._updates:
+            self._writer.send(create_update_message(update))
+        self._period = period
+        self.samples: list[float] = []
+        self.lost = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LatencyProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self._writer.close()
+        self._reader.close()
+
+    def _run(self) -> None:
+        self._reader.read_frames(len(self._reader.received.frames) + len(self._updates), 10)
+        deadline = time.monotonic() + 120  # bounded even if the test forgets to stop it
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            seen = len(self._reader.received.frames)
+            self._updates.clear()
+            self._text.insert(0, "k")
+            started = time.monotonic()
+            self._writer.send(create_update_message(self._updates[-1]))
+            if len(self._reader.read_frames(seen + 1, 5)) > seen:
+                self.samples.append(time.monotonic() - started)
+            else:
+                self.lost += 1
+            time.sleep(self._period)
+
+    def p99_ms(self) -> float:
+        """The 99th percentile latency so far, in ms."""
+        assert len(self.samples) >= 20, f"only {len(self.samples)} samples"
+        return statistics.quantiles(self.samples, n=100)[98] * 1000
+
+
+def _no_tracebacks(server: LiveServer) -> None:
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-4000:]
+    assert "Disconnected" not in log, log[-4000:]
+
+
+def test_sockets_that_never_answer_a_close_do_not_wedge_the_room(
+    server: LiveServer, node_client: Callable[..., NodeClient]
+) -> None:
+    tokens = [server.token(name) for name in ("w0", "w1", "w2")]
+    doc_id = server.document(tokens[0], w1="editor", w2="editor")
+    writers = [node_client(server.ws_url, doc_id, token) for token in tokens]
+    for writer in writers:
+        assert writer.call("wait_synced")["ok"]
+    silent: list[RawClient] = []
+    with ThreadPoolExecutor(len(writers)) as pool:
+        edits = [
+            pool.submit(writer.call, "random_edits", count=200, seed=i, delay_ms=10)
+            for i, writer in enumerate(writers)
+        ]
+        for i in range(24):
+            # Each sends a bad frame, is closed with 4400, and never reads or answers the close.
+            client = RawClient(_url(server, doc_id, tokens[i % 3]), receive_buffer=4096)
+            client.send(b"\xff\xff\xff")
+            silent.append(client)
+            time.sleep(0.05)
+        assert all(edit.result()["ok"] for edit in edits)
+    text = converged(writers)
+    fresh = node_client(server.ws_url, doc_id, tokens[0])
+    assert fresh.call("wait_text", equals=text)["ok"], "a newcomer syncs after the attack"
+    assert server.event_count(doc_id) >= 500, "the writers' edits were logged"
+    for client in silent:
+        closed = client.read_until_closed(5)
+        assert closed.close_code == 4400 or closed.eof
+        client.close()
+    _no_tracebacks(server)
+
+
+def test_a_reader_that_asks_and_never_reads_is_closed_and_its_memory_freed(
+    server: LiveServer,
+) -> None:
+    owner = server.token("owner")
+    viewer = server.token("vic")
+    doc_id = server.document(owner, vic="viewer")
+    _write_document(server, doc_id, owner, 700_000)
+    assert server.process is not None
+    pid = server.process.pid
+    before = _rss_mb(pid)
+    peak = before
+    asker = RawClient(_url(server, doc_id, viewer), receive_buffer=4096)
+    with LatencyProbe(server, owner) as probe:
+        for _ in range(3000):
+            asker.send(EMPTY_STEP1)
+        started = time.monotonic()
+        closed_after = None
+        while time.monotonic() - started < 40:
+            with contextlib.suppress(OSError):
+                asker.send(EMPTY_STEP1)  # keeps asking: answers pile up unread
+            peak = max(peak, _rss_mb(pid))
+            if asker.read_a_little().eof:  # a few KiB a read: far behind what it asks for
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(0.1)
+    time.sleep(1)
+    after = _rss_mb(pid)
+    print(
+        f"asker: RSS {before:.0f} -> peak {peak:.0f} -> {after:.0f} MB, closed after "
+        f"{closed_after} s; other document p99 {probe.p99_ms():.1f} ms "
+        f"({len(probe.samples)} edits, {probe.lost} lost)"
+    )
+    assert closed_after is not None, "a socket that never reads is closed"
+    assert peak - before < 150, "what waits for a reader that never reads is bounded"
+    assert after - before < 60, "and freed once it is closed"
+    assert probe.lost == 0
+    _no_tracebacks(server)
+
+
+def _flood(server: LiveServer, doc_id: str, token: str) -> tuple[RawClient, bytes, str, int]:
+    """A flooder socket and what it will send: 200 updates of 100 KB (20 MB), never reading."""
+    flooder = RawClient(_url(server, doc_id, token), receive_buffer=4096)
+    _, text, updates = _paragraph_doc()
+    chunk = "abcdefghij" * 10_000
+    for i in range(200):
+        text.insert((i * 7) % 1000, chunk)
+    wire = b"".join(flooder.encode(create_update_message(u)) for u in updates)
+    return flooder, wire, str(text), len(updates)
+
+
+def _send_in_background(client: RawClient, data: bytes) -> threading.Event:
+    """Send `data` on a thread; the event is set once the kernel took all of it."""
+    done = threading.Event()
+
+    def send() -> None:
+        client.sock.settimeout(120)
+        client.send_raw(data)
+        done.set()
+
+    threading.Thread(target=send, daemon=True).start()
+    return done
+
+
+def _wait_logged(server: LiveServer, doc_id: str, token: str, seq: int) -> tuple[int, str]:
+    """Wait (up to a minute) until the log reaches `seq`; the seq and text then."""
+    deadline = time.monotonic() + 60
+    while True:
+        head, content = server.content_text(doc_id, token)
+        if head >= seq or time.monotonic() > deadline:
+            return head, content
+        time.sleep(0.5)
+
+
+def test_a_socket_that_floods_without_reading_is_pushed_back(server: LiveServer) -> None:
+    owner = server.token("owner")
+    assert server.process is not None
+    pid = server.process.pid
+    # While the log keeps up: the flood goes in, and another document hardly notices.
+    doc_id = server.document(owner)
+    before = _rss_mb(pid)
+    peak = before
+    flooder, wire, expected, count = _flood(server, doc_id, owner)
+    with LatencyProbe(server, owner) as probe:
+        started = time.monotonic()
+        done = _send_in_background(flooder, wire)
+        while time.monotonic() - started < 120:  # at least 3 s of probing
+            peak = max(peak, _rss_mb(pid))
+            if done.wait(0.2) and time.monotonic() - started > 3:
+                break
+    assert done.is_set(), "the flood was taken within two minutes"
+    seq, content = _wait_logged(server, doc_id, owner, count)
+    print(
+        f"flooder: {count} updates ({len(wire) / 1e6:.1f} MB); RSS {before:.0f} -> peak "
+        f"{peak:.0f} MB; other document p99 {probe.p99_ms():.1f} ms"
+    )
+    assert seq == count and content == expected, "every update of the flood is logged"
+    assert peak - before < 200
+    assert probe.lost == 0
+    flooder.close()
+    # While the log cannot keep up (its write lock held elsewhere): the server stops reading
+    # the flooder, so TCP holds the flood back instead of the server's memory.
+    doc_id = server.document(owner)
+    before = _rss_mb(pid)
+    peak = before
+    flooder, wire, expected, count = _flood(server, doc_id, owner)
+    blocker = sqlite3.connect(server.var_dir / "palimpsest.sqlite3", timeout=10)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        done = _send_in_background(flooder, wire)
+        held = time.monotonic() + 4
+        while time.monotonic() < held:
+            peak = max(peak, _rss_mb(pid))
+            time.sleep(0.2)
+        assert not done.is_set(), "the flooder was pushed back while the log stalled"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert done.wait(60)
+    seq, content = _wait_logged(server, doc_id, owner, count)
+    print(f"flooder while the log stalls: RSS {before:.0f} -> peak {peak:.0f} MB")
+    assert seq == count and content == expected, "nothing was lost meanwhile"
+    assert peak - before < 100
+    assert "pausing reads from" in server.log.read_text()
+    flooder.close()
+    _no_tracebacks(server)
+
+
+def test_a_5_mb_paste_from_a_stock_client_reaches_the_other(
+    server: LiveServer, node_client: Callable[..., NodeClient]
+) -> None:
+    token = server.token("paster")
+    doc_id = server.document(token)
+    writer = node_client(server.ws_url, doc_id, token, "--shape", "paragraph")
+    reader = node_client(server.ws_url, doc_id, token, "--shape", "paragraph")
+    for client in (writer, reader):
+        assert client.call("wait_synced")["ok"]
+    assert writer.call("make_paragraph")["ok"]
+    assert reader.call("wait_paragraph")["ok"]
+    paste = "".join(random.Random(5).choices("abcdefghij klmnop", k=5_000_000))
+    started = time.monotonic()
+    assert writer.call("insert", pos=0, text=paste)["ok"]
+    reached = reader.call("wait_text", equals=paste, timeout=60_000)["ok"]
+    latency = time.monotonic() - started
+    assert reached, "the paste reached the other client"
+    print(f"5,000,000-character paste: reached the other client in {latency:.2f} s")
+    _, content = server.content_text(doc_id, token)
+    assert content == paste, f"the log holds {len(content)} characters"
+    assert not [e for e in writer.events if e.get("event") == "closed"]
+
+
+def test_a_message_over_the_limit_is_refused_with_4413_and_not_resent(
+    server: LiveServer, node_client: Callable[..., NodeClient]
+) -> None:
+    token = server.token("paster")
+    doc_id = server.document(token)
+    # Raw: only the header and a little of a message over the limit; the close comes at once,
+    # as a close frame with the limit in its reason, not a dropped connection.
+    raw = RawClient(_url(server, doc_id, token))
+    wire = raw.encode(b"\x00\x02" + b"\x00" * (LIMIT + 10))
+    raw.send_raw(wire[:65536])
+    closed = raw.read_until_closed(10)
+    assert closed.close_code == 4413, closed
+    assert str(LIMIT) in closed.close_reason
+    raw.close()
+    # A stock client pasting over the limit is told once and does not retry (44xx is final).
+    writer = node_client(server.ws_url, doc_id, token)
+    assert writer.call("wait_synced")["ok"]
+    assert writer.call("insert", pos=0, text="y" * (LIMIT + 1000))["ok"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(
+        e.get("event") == "closed" for e in writer.events
+    ):
+        time.sleep(0.1)
+    time.sleep(3)
+    closes = [e for e in writer.events if e.get("event") == "closed"]
+    assert [e["code"] for e in closes] == [4413], closes
+    assert server.event_count(doc_id) == 0
+    # The server goes on: another client writes and reads.
+    other = node_client(server.ws_url, doc_id, token, "--shape", "paragraph")
+    assert other.call("wait_synced")["ok"]
+    assert other.call("make_paragraph")["ok"]
+    assert other.call("insert", pos=0, text="fine")["ok"]
+    assert server.logged(doc_id, token, "fine") > 0
+    _no_tracebacks(server)
+
+
+def _logged_state(server: LiveServer, doc_id: str) -> bytes:
+    """The document as its log replays, encoded (through the app's own replay)."""
+    out = server.manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "import base64, uuid; from pycrdt import Doc; "
+        "from events.selectors import document_replay; d = Doc(); "
+        f"[d.apply_update(u) for u in document_replay(document_id=uuid.UUID('{doc_id}')).updates]; "
+        "print(base64.b64encode(d.get_update()).decode())",
+    )
+    return base64.b64decode(out)
+
+
+def _same(a: bytes, b: bytes) -> bool:
+    x: Doc[Any] = Doc()
+    y: Doc[Any] = Doc()
+    x.apply_update(a)
+    y.apply_update(b)
+    return x.get_state() == y.get_state() and x.get_update(y.get_state()) == y.get_update(
+        x.get_state()
+    )
+
+
+def _fuzz_one(url: str, frame: bytes) -> str:
+    """Send one damaged update on its own connection; "closed 4400", "applied" or another."""
+    client = RawClient(url)
+    try:
+        client.read_frames(1, 10)  # the server's SyncStep1
+        client.send(frame)
+        client.send(EMPTY_STEP1)  # answered only if the update was taken (or ignored)
+        received = client.read_until(
+            lambda r: r.close_code is not None or any(f[:2] == b"\x00\x01" for f in r.frames),
+            timeout=10,
+        )
+        if received.close_code is not None or received.eof:
+            return f"closed {received.close_code}"
+        return "applied" if any(f[:2] == b"\x00\x01" for f in received.frames) else "no answer"
+    finally:
+        client.close()
+
+
+def test_fuzzed_yjs_updates_are_refused_or_applied_and_the_log_replays_to_the_room(
+    server: LiveServer, node_client: Callable[..., NodeClient]
+) -> None:
+    token = server.token("fuzz")
+    doc_id = server.document(token)
+    # Real Yjs updates: a stock client typing into the editor's layout.
+    stock = node_client(server.ws_url, doc_id, token, "--shape", "paragraph")
+    assert stock.call("wait_synced")["ok"]
+    assert stock.call("make_paragraph")["ok"]
+    assert stock.call("random_edits", count=60, seed=3)["ok"]
+    stock.close()
+    seeds = server.manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "import base64; from events.models import Event; "
+        f"[print(base64.b64encode(bytes(e.update)).decode()) for e in "
+        f"Event.objects.filter(document_id='{doc_id}').order_by('seq')]",
+    )
+    updates = [base64.b64decode(line) for line in seeds.split()]
+    assert len(updates) >= 60
+    rng = random.Random(20261203)
+    frames = [create_update_message(mutate(rng.choice(updates), rng)) for _ in range(3000)]
+    url = _url(server, doc_id, token)
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda frame: _fuzz_one(url, frame), frames))
+    counts = {kind: outcomes.count(kind) for kind in set(outcomes)}
+    rebuilt = server.log.read_text(errors="replace").count("rebuilt the replica")
+    print(f"fuzz: {counts} in {time.monotonic() - started:.1f} s; replica rebuilt {rebuilt} times")
+    assert set(counts) <= {"closed 4400", "applied"}, counts
+    assert counts.get("closed 4400", 0) > 100 and counts.get("applied", 0) > 100
+    # The live document is what its log replays to.
+    reader = RawClient(url)
+    reader.read_frames(1, 10)
+    reader.send(EMPTY_STEP1)
+    frames_in = reader.read_frames(2, 10)
+    answer = next(f for f in frames_in[1:] if f[:2] == b"\x00\x01")
+    reader.close()
+    assert _same(parse_frame(answer).payload, _logged_state(server, doc_id))
+    _no_tracebacks(server)
+
+
+def test_many_clients_then_none_leave_no_traceback(
+    server: LiveServer, node_client: Callable[..., NodeClient]
+) -> None:
+    token = server.token("crowd")
+    doc_id = server.document(token)
+    clients = [node_client(server.ws_url, doc_id, token) for _ in range(6)]
+    for i, client in enumerate(clients):
+        assert client.call("wait_synced")["ok"]
+        assert client.call("awareness", state={"user": {"name": f"c{i}"}})["ok"]
+        assert client.call("insert", pos=0, text=str(i))["ok"]
+    converged(clients)
+    for client in clients:
+        client.close()
+    time.sleep(1)
+    _no_tracebacks(server)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -76,6 +77,8 @@ def editor_page(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
         "role": role,
         "user": {"id": user.pk, "name": user.get_username()},
         "csrfToken": get_token(request),
+        # The browser refuses a paste the server would refuse (frontend/src/limits.js).
+        "limits": {"maxMessageBytes": settings.PALIMPSEST_MAX_FRAME_BYTES},
         "paths": {
             "docs": "/ws/docs",
             "notifications": "/ws/notifications",

@@ -11,6 +11,7 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 import { userColor } from './colors.js'
 import { LABELS, connectionState } from './connection.js'
 import { ExportFlow, exportView } from './exporter.js'
+import { megabytes, overLimit, sliceBytes } from './limits.js'
 import { NotificationSocket, toastFor } from './notifications.js'
 import { ClientNames, presentUsers } from './presence.js'
 import { SaveTracker, trackingWebSocket } from './saved.js'
@@ -65,6 +66,9 @@ const editor = new Editor({
     CollaborationCaret.configure({ provider, user: me }),
   ],
   editorProps: {
+    handlePaste: (_view, _event, slice) => refuseIfTooLarge(slice, 'paste'),
+    // Moving text within the document adds nothing; dropping from elsewhere does.
+    handleDrop: (_view, _event, slice, moved) => !moved && refuseIfTooLarge(slice, 'drop'),
     attributes: {
       'aria-label': `${config.title} (${writable ? 'editable' : 'read only'})`,
       'aria-multiline': 'true',
@@ -74,6 +78,18 @@ const editor = new Editor({
   },
 })
 $('editor').querySelector('.loading')?.remove()
+
+/** True (handled: nothing inserted) for content the server would refuse as too large. */
+function refuseIfTooLarge (slice, what) {
+  const bytes = sliceBytes(slice)
+  const limit = config.limits.maxMessageBytes
+  if (!overLimit(bytes, limit)) return false
+  showToast(toasts, {
+    text: `This ${what} is too large to save (about ${megabytes(bytes)}; one edit may be at most ${megabytes(limit)}). Nothing was inserted: add it in smaller parts.`,
+    kind: 'error'
+  })
+  return true
+}
 if (writable) mountToolbar($('toolbar'), editor)
 
 // --- connection and saved state -------------------------------------------------------

@@ -7,16 +7,22 @@ decides when (and whether) anything is read or a close is answered.
 from __future__ import annotations
 
 import socket
+import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from pycrdt import Doc, create_sync_message
+from pycrdt import Doc, XmlElement, XmlFragment, XmlText, create_sync_message, create_update_message
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
+
+from tests.interop.live import LiveServer
 
 # SyncStep1 with an empty state vector: "send me the whole document".
 EMPTY_STEP1 = create_sync_message(Doc())
@@ -146,3 +152,85 @@ class RawClient:
     def close(self) -> None:
         """Drop the socket without a handshake."""
         self.sock.close()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def ws_url(server: LiveServer, doc_id: str, token: str) -> str:
+    return f"{server.ws_url}/{doc_id}?token={token}"
+
+
+def paragraph_doc() -> tuple[Doc[Any], XmlText, list[bytes]]:
+    """A pycrdt client in the editor's layout, and the updates it makes."""
+    doc: Doc[Any] = Doc()
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    paragraph = doc.get("default", type=XmlFragment).children.append(XmlElement("paragraph"))
+    return doc, paragraph.children.append(XmlText()), updates
+
+
+def write_document(server: LiveServer, doc_id: str, token: str, chars: int) -> None:
+    """Give a document `chars` characters through a well-behaved raw writer."""
+    writer = RawClient(ws_url(server, doc_id, token))
+    _, text, updates = paragraph_doc()
+    text.insert(0, "x" * chars)
+    for update in updates:
+        writer.send(create_update_message(update))
+    writer.send(EMPTY_STEP1)
+    writer.read_frames(3, 30)  # the server's SyncStep1, then the answer: all is durable
+    writer.close()
+
+
+class LatencyProbe:
+    """Another document's writer and reader: how long each small edit takes to arrive."""
+
+    def __init__(self, server: LiveServer, token: str, period: float = 0.02) -> None:
+        doc_id = server.document(token)
+        self._writer = RawClient(ws_url(server, doc_id, token))
+        self._reader = RawClient(ws_url(server, doc_id, token))
+        for client in (self._writer, self._reader):
+            client.read_frames(1, 10)
+        self._doc, self._text, self._updates = paragraph_doc()
+        for update in self._updates:
+            self._writer.send(create_update_message(update))
+        self._period = period
+        self.samples: list[float] = []
+        self.lost = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LatencyProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self._writer.close()
+        self._reader.close()
+
+    def _run(self) -> None:
+        self._reader.read_frames(len(self._reader.received.frames) + len(self._updates), 10)
+        deadline = time.monotonic() + 120  # bounded even if the test forgets to stop it
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            seen = len(self._reader.received.frames)
+            self._updates.clear()
+            self._text.insert(0, "k")
+            started = time.monotonic()
+            self._writer.send(create_update_message(self._updates[-1]))
+            if len(self._reader.read_frames(seen + 1, 5)) > seen:
+                self.samples.append(time.monotonic() - started)
+            else:
+                self.lost += 1
+            time.sleep(self._period)
+
+    def p99_ms(self) -> float:
+        """The 99th percentile latency so far, in ms."""
+        assert len(self.samples) >= 20, f"only {len(self.samples)} samples"
+        return statistics.quantiles(self.samples, n=100)[98] * 1000

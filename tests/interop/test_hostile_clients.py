@@ -11,7 +11,6 @@ import base64
 import contextlib
 import random
 import sqlite3
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,11 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pycrdt import Doc, XmlElement, XmlFragment, XmlText, create_update_message
+from pycrdt import Doc, create_update_message
 
 from collab.sync.protocol import parse_frame
 from tests.interop.live import LiveServer, NodeClient, converged
-from tests.interop.raw import EMPTY_STEP1, RawClient
+from tests.interop.raw import (
+    EMPTY_STEP1,
+    LatencyProbe,
+    RawClient,
+    paragraph_doc,
+    rss_mb,
+    write_document,
+    ws_url,
+)
 from tests.ytest import mutate
 
 # Small bounds, so each attack crosses them within seconds.
@@ -44,88 +51,6 @@ def server(tmp_path: Path, node_available: None) -> Iterator[LiveServer]:
     live = LiveServer(tmp_path, LIMITS).start()
     yield live
     live.stop()
-
-
-def _rss_mb(pid: int) -> float:
-    """Resident memory of a process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
-def _url(server: LiveServer, doc_id: str, token: str) -> str:
-    return f"{server.ws_url}/{doc_id}?token={token}"
-
-
-def _paragraph_doc() -> tuple[Doc[Any], XmlText, list[bytes]]:
-    """A pycrdt client in the editor's layout, and the updates it makes."""
-    doc: Doc[Any] = Doc()
-    updates: list[bytes] = []
-    doc.observe(lambda event: updates.append(event.update))
-    paragraph = doc.get("default", type=XmlFragment).children.append(XmlElement("paragraph"))
-    return doc, paragraph.children.append(XmlText()), updates
-
-
-def _write_document(server: LiveServer, doc_id: str, token: str, chars: int) -> None:
-    """Give a document `chars` characters through a well-behaved raw writer."""
-    writer = RawClient(_url(server, doc_id, token))
-    _, text, updates = _paragraph_doc()
-    text.insert(0, "x" * chars)
-    for update in updates:
-        writer.send(create_update_message(update))
-    writer.send(EMPTY_STEP1)
-    writer.read_frames(3, 30)  # the server's SyncStep1, then the answer: all is durable
-    writer.close()
-
-
-class LatencyProbe:
-    """Another document's writer and reader: how long each small edit takes to arrive."""
-
-    def __init__(self, server: LiveServer, token: str, period: float = 0.02) -> None:
-        doc_id = server.document(token)
-        self._writer = RawClient(_url(server, doc_id, token))
-        self._reader = RawClient(_url(server, doc_id, token))
-        for client in (self._writer, self._reader):
-            client.read_frames(1, 10)
-        self._doc, self._text, self._updates = _paragraph_doc()
-        for update in self._updates:
-            self._writer.send(create_update_message(update))
-        self._period = period
-        self.samples: list[float] = []
-        self.lost = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> LatencyProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        self._writer.close()
-        self._reader.close()
-
-    def _run(self) -> None:
-        self._reader.read_frames(len(self._reader.received.frames) + len(self._updates), 10)
-        deadline = time.monotonic() + 120  # bounded even if the test forgets to stop it
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            seen = len(self._reader.received.frames)
-            self._updates.clear()
-            self._text.insert(0, "k")
-            started = time.monotonic()
-            self._writer.send(create_update_message(self._updates[-1]))
-            if len(self._reader.read_frames(seen + 1, 5)) > seen:
-                self.samples.append(time.monotonic() - started)
-            else:
-                self.lost += 1
-            time.sleep(self._period)
-
-    def p99_ms(self) -> float:
-        """The 99th percentile latency so far, in ms."""
-        assert len(self.samples) >= 20, f"only {len(self.samples)} samples"
-        return statistics.quantiles(self.samples, n=100)[98] * 1000
 
 
 def _no_tracebacks(server: LiveServer) -> None:
@@ -150,7 +75,7 @@ def test_sockets_that_never_answer_a_close_do_not_wedge_the_room(
         ]
         for i in range(24):
             # Each sends a bad frame, is closed with 4400, and never reads or answers the close.
-            client = RawClient(_url(server, doc_id, tokens[i % 3]), receive_buffer=4096)
+            client = RawClient(ws_url(server, doc_id, tokens[i % 3]), receive_buffer=4096)
             client.send(b"\xff\xff\xff")
             silent.append(client)
             time.sleep(0.05)
@@ -172,12 +97,12 @@ def test_a_reader_that_asks_and_never_reads_is_closed_and_its_memory_freed(
     owner = server.token("owner")
     viewer = server.token("vic")
     doc_id = server.document(owner, vic="viewer")
-    _write_document(server, doc_id, owner, 700_000)
+    write_document(server, doc_id, owner, 700_000)
     assert server.process is not None
     pid = server.process.pid
-    before = _rss_mb(pid)
+    before = rss_mb(pid)
     peak = before
-    asker = RawClient(_url(server, doc_id, viewer), receive_buffer=4096)
+    asker = RawClient(ws_url(server, doc_id, viewer), receive_buffer=4096)
     with LatencyProbe(server, owner) as probe:
         for _ in range(3000):
             asker.send(EMPTY_STEP1)
@@ -186,13 +111,13 @@ def test_a_reader_that_asks_and_never_reads_is_closed_and_its_memory_freed(
         while time.monotonic() - started < 40:
             with contextlib.suppress(OSError):
                 asker.send(EMPTY_STEP1)  # keeps asking: answers pile up unread
-            peak = max(peak, _rss_mb(pid))
+            peak = max(peak, rss_mb(pid))
             if asker.read_a_little().eof:  # a few KiB a read: far behind what it asks for
                 closed_after = time.monotonic() - started
                 break
             time.sleep(0.1)
     time.sleep(1)
-    after = _rss_mb(pid)
+    after = rss_mb(pid)
     print(
         f"asker: RSS {before:.0f} -> peak {peak:.0f} -> {after:.0f} MB, closed after "
         f"{closed_after} s; other document p99 {probe.p99_ms():.1f} ms "
@@ -207,8 +132,8 @@ def test_a_reader_that_asks_and_never_reads_is_closed_and_its_memory_freed(
 
 def _flood(server: LiveServer, doc_id: str, token: str) -> tuple[RawClient, bytes, str, int]:
     """A flooder socket and what it will send: 200 updates of 100 KB (20 MB), never reading."""
-    flooder = RawClient(_url(server, doc_id, token), receive_buffer=4096)
-    _, text, updates = _paragraph_doc()
+    flooder = RawClient(ws_url(server, doc_id, token), receive_buffer=4096)
+    _, text, updates = paragraph_doc()
     chunk = "abcdefghij" * 10_000
     for i in range(200):
         text.insert((i * 7) % 1000, chunk)
@@ -245,14 +170,14 @@ def test_a_socket_that_floods_without_reading_is_pushed_back(server: LiveServer)
     pid = server.process.pid
     # While the log keeps up: the flood goes in, and another document hardly notices.
     doc_id = server.document(owner)
-    before = _rss_mb(pid)
+    before = rss_mb(pid)
     peak = before
     flooder, wire, expected, count = _flood(server, doc_id, owner)
     with LatencyProbe(server, owner) as probe:
         started = time.monotonic()
         done = _send_in_background(flooder, wire)
         while time.monotonic() - started < 120:  # at least 3 s of probing
-            peak = max(peak, _rss_mb(pid))
+            peak = max(peak, rss_mb(pid))
             if done.wait(0.2) and time.monotonic() - started > 3:
                 break
     assert done.is_set(), "the flood was taken within two minutes"
@@ -268,7 +193,7 @@ def test_a_socket_that_floods_without_reading_is_pushed_back(server: LiveServer)
     # While the log cannot keep up (its write lock held elsewhere): the server stops reading
     # the flooder, so TCP holds the flood back instead of the server's memory.
     doc_id = server.document(owner)
-    before = _rss_mb(pid)
+    before = rss_mb(pid)
     peak = before
     flooder, wire, expected, count = _flood(server, doc_id, owner)
     blocker = sqlite3.connect(server.var_dir / "palimpsest.sqlite3", timeout=10)
@@ -277,7 +202,7 @@ def test_a_socket_that_floods_without_reading_is_pushed_back(server: LiveServer)
         done = _send_in_background(flooder, wire)
         held = time.monotonic() + 4
         while time.monotonic() < held:
-            peak = max(peak, _rss_mb(pid))
+            peak = max(peak, rss_mb(pid))
             time.sleep(0.2)
         assert not done.is_set(), "the flooder was pushed back while the log stalled"
     finally:
@@ -323,7 +248,7 @@ def test_a_message_over_the_limit_is_refused_with_4413_and_not_resent(
     doc_id = server.document(token)
     # Raw: only the header and a little of a message over the limit; the close comes at once,
     # as a close frame with the limit in its reason, not a dropped connection.
-    raw = RawClient(_url(server, doc_id, token))
+    raw = RawClient(ws_url(server, doc_id, token))
     wire = raw.encode(b"\x00\x02" + b"\x00" * (LIMIT + 10))
     raw.send_raw(wire[:65536])
     closed = raw.read_until_closed(10)
@@ -419,7 +344,7 @@ def test_fuzzed_yjs_updates_are_refused_or_applied_and_the_log_replays_to_the_ro
     assert len(updates) >= 60
     rng = random.Random(20261203)
     frames = [create_update_message(mutate(rng.choice(updates), rng)) for _ in range(3000)]
-    url = _url(server, doc_id, token)
+    url = ws_url(server, doc_id, token)
     started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(lambda frame: _fuzz_one(url, frame), frames))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from pycrdt import Awareness, Doc, Text
 
-from collab.sync.protocol import FrameKind, decode_awareness, parse_frame
+from collab.sync.protocol import FrameKind, ProtocolError, decode_awareness, parse_frame
 from collab.sync.replica import Replica
 
 
@@ -167,3 +170,52 @@ def test_awareness_names_are_the_server_s_not_the_client_s() -> None:
     )
     assert relay is not None
     assert decode_awareness(relay)[0].state == {"user": {"name": "mallory"}}
+
+
+def test_parked_updates_are_retried_only_when_a_gap_they_wait_on_fills(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import collab.sync.replica as replica_module
+
+    retries: list[int] = []
+    real = replica_module.reapply_waiting
+
+    def counting(doc: Any, updates: Any) -> list[bytes]:
+        retries.append(len(updates))
+        return real(doc, updates)
+
+    monkeypatch.setattr(replica_module, "reapply_waiting", counting)
+    late: Doc = Doc(client_id=7)
+    late_updates: list[bytes] = []
+    late.observe(lambda event: late_updates.append(event.update))
+    late_text = late.get("text", type=Text)
+    for i in range(3):
+        late_text.insert(i, "xyz"[i])
+    replica = Replica()
+    for update in late_updates[1:]:
+        assert replica.apply(update) is True  # both wait on the first
+    assert replica.parked == 2
+    # Someone else types away: every keystroke changes the document, none fills the gap.
+    other: Doc = Doc(client_id=8)
+    other_updates: list[bytes] = []
+    other.observe(lambda event: other_updates.append(event.update))
+    for i in range(50):
+        other.get("other", type=Text).insert(i, "k")
+    for update in other_updates:
+        assert replica.apply(update) is True
+    assert retries == [], "parked updates were re-applied before their dependency came"
+    assert replica.apply(late_updates[0]) is True
+    assert retries, "the missing update came: the parked ones were re-applied"
+    assert replica.parked == 0
+    assert str(replica.doc.get("text", type=Text)) == "xyz"
+
+
+def test_clocks_behind_counts_what_a_client_lacks_and_checks_the_vector() -> None:
+    replica = Replica()
+    writer: Doc = Doc()
+    writer.get("text", type=Text).insert(0, "hello")
+    replica.apply(writer.get_update())
+    assert replica.clocks_behind(Doc().get_state()) == 5
+    assert replica.clocks_behind(writer.get_state()) == 0
+    with pytest.raises(ProtocolError):
+        replica.clocks_behind(b"\x05\x01")

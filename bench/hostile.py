@@ -16,7 +16,6 @@ For each: the server's RSS before, at its peak and after, and the other document
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import tempfile
 import time
@@ -29,9 +28,9 @@ from pycrdt import create_update_message  # noqa: E402
 
 from tests.interop.live import LiveServer  # noqa: E402
 from tests.interop.raw import (  # noqa: E402
-    EMPTY_STEP1,
     LatencyProbe,
     RawClient,
+    ask_and_never_read,
     paragraph_doc,
     rss_mb,
     write_document,
@@ -70,21 +69,9 @@ def main() -> None:
 
             doc_id = server.document(owner, vic="viewer")
             write_document(server, doc_id, owner, 700_000)
-            before = peak = rss_mb(pid)
-            asker = RawClient(ws_url(server, doc_id, viewer), receive_buffer=4096)
+            before = rss_mb(pid)
             with LatencyProbe(server, owner) as probe:
-                for _ in range(3000):
-                    asker.send(EMPTY_STEP1)
-                started = time.monotonic()
-                closed_after = None
-                while time.monotonic() - started < 90:
-                    with contextlib.suppress(OSError):
-                        asker.send(EMPTY_STEP1)
-                    peak = max(peak, rss_mb(pid))
-                    if asker.read_a_little().eof:
-                        closed_after = time.monotonic() - started
-                        break
-                    time.sleep(0.1)
+                closed_after, peak = ask_and_never_read(ws_url(server, doc_id, viewer), pid, 90)
             time.sleep(1)
             note = f"closed after {closed_after:.1f} s" if closed_after else "not closed in 90 s"
             rows.append(_row("asker", before, peak, rss_mb(pid), probe, note))

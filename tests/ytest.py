@@ -180,3 +180,14 @@ def find_panicking_update(base: list[bytes], seed: int = 1, tries: int = 200_000
                 return candidate
             raise
     raise AssertionError(f"no panicking update in {tries} tries")
+
+
+def same_document(a: bytes, b: bytes) -> bool:
+    """Whether two encoded states hold the same document (struct order may differ)."""
+    x = Doc()
+    y = Doc()
+    x.apply_update(a)
+    y.apply_update(b)
+    return x.get_state() == y.get_state() and x.get_update(y.get_state()) == y.get_update(
+        x.get_state()
+    )

@@ -18,7 +18,7 @@ from collab.realtime.rooms import Room
 from events.models import Event
 from events.selectors import document_replay
 from tests.integration.conftest import Connect, Peer, make_document, make_user
-from tests.ytest import awareness_update, find_panicking_update, rich_updates
+from tests.ytest import awareness_update, find_panicking_update, rich_updates, same_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,17 +46,6 @@ def replayed_state(document: Any) -> bytes:
 
 def _room(document: Any) -> Room:
     return current_hub().rooms[document.id]
-
-
-def _same_document(a: bytes, b: bytes) -> bool:
-    """Whether two encoded states hold the same document (struct order may differ)."""
-    x: Doc[Any] = Doc()
-    y: Doc[Any] = Doc()
-    x.apply_update(a)
-    y.apply_update(b)
-    return x.get_state() == y.get_state() and x.get_update(y.get_state()) == y.get_update(
-        x.get_state()
-    )
 
 
 class _Broken:
@@ -162,7 +151,7 @@ async def test_parked_updates_are_bounded_and_the_refused_one_is_forgotten(
     await witness.pump()
     fresh = await connect(document.id, token)
     assert str(fresh.y) == "abcd"
-    assert _same_document(room.replica.doc.get_update(), await replayed_state(document))
+    assert same_document(room.replica.doc.get_update(), await replayed_state(document))
     for peer in (witness, sender, fresh):
         await peer.close()
 
@@ -187,15 +176,15 @@ async def test_an_update_that_panics_yrs_closes_its_sender_and_changes_nothing(
     await asyncio.sleep(0.2)
     room = _room(document)
     assert room.rebuilding is None
-    assert _same_document(room.replica.doc.get_update(), before)
+    assert same_document(room.replica.doc.get_update(), before)
     # The room goes on: an edit after the panic reaches a newcomer and the log.
     await writer.y.insert(0, "after ")
     fresh = await connect(document.id, token)
     assert "after " in str(fresh.y)
     logged = await replayed_state(document)
     assert len(await logged_updates(document)) == len(base) + 1
-    assert _same_document(room.replica.doc.get_update(), logged)
-    assert _same_document(fresh.y.doc.get_update(), logged)
+    assert same_document(room.replica.doc.get_update(), logged)
+    assert same_document(fresh.y.doc.get_update(), logged)
     for peer in (writer, attacker, fresh):
         await peer.close()
 

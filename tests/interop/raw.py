@@ -234,3 +234,24 @@ class LatencyProbe:
         """The 99th percentile latency so far, in ms."""
         assert len(self.samples) >= 20, f"only {len(self.samples)} samples"
         return statistics.quantiles(self.samples, n=100)[98] * 1000
+
+
+def ask_and_never_read(url: str, pid: int, seconds: float) -> tuple[float | None, float]:
+    """A viewer asking for the whole document 3,000 times at once, then ten times a second,
+    reading a few KiB a tenth of a second; when the server closed it (None: not within
+    `seconds`), and the server's peak RSS in MB meanwhile."""
+    asker = RawClient(url, receive_buffer=4096)
+    peak = rss_mb(pid)
+    for _ in range(3000):
+        asker.send(EMPTY_STEP1)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < seconds:
+            asker.send(EMPTY_STEP1)  # keeps asking: answers pile up unread
+            peak = max(peak, rss_mb(pid))
+            if asker.read_a_little().eof:
+                return time.monotonic() - started, peak
+            time.sleep(0.1)
+        return None, peak
+    finally:
+        asker.close()

@@ -8,7 +8,6 @@ Each test prints the figures the README reports (RSS growth, another document's 
 from __future__ import annotations
 
 import base64
-import contextlib
 import random
 import sqlite3
 import threading
@@ -16,10 +15,9 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pycrdt import Doc, create_update_message
+from pycrdt import create_update_message
 
 from collab.sync.protocol import parse_frame
 from tests.interop.live import LiveServer, NodeClient, converged
@@ -27,12 +25,13 @@ from tests.interop.raw import (
     EMPTY_STEP1,
     LatencyProbe,
     RawClient,
+    ask_and_never_read,
     paragraph_doc,
     rss_mb,
     write_document,
     ws_url,
 )
-from tests.ytest import mutate
+from tests.ytest import mutate, same_document
 
 # Small bounds, so each attack crosses them within seconds.
 LIMITS = {
@@ -101,21 +100,8 @@ def test_a_reader_that_asks_and_never_reads_is_closed_and_its_memory_freed(
     assert server.process is not None
     pid = server.process.pid
     before = rss_mb(pid)
-    peak = before
-    asker = RawClient(ws_url(server, doc_id, viewer), receive_buffer=4096)
     with LatencyProbe(server, owner) as probe:
-        for _ in range(3000):
-            asker.send(EMPTY_STEP1)
-        started = time.monotonic()
-        closed_after = None
-        while time.monotonic() - started < 40:
-            with contextlib.suppress(OSError):
-                asker.send(EMPTY_STEP1)  # keeps asking: answers pile up unread
-            peak = max(peak, rss_mb(pid))
-            if asker.read_a_little().eof:  # a few KiB a read: far behind what it asks for
-                closed_after = time.monotonic() - started
-                break
-            time.sleep(0.1)
+        closed_after, peak = ask_and_never_read(ws_url(server, doc_id, viewer), pid, 40)
     time.sleep(1)
     after = rss_mb(pid)
     print(
@@ -292,16 +278,6 @@ def _logged_state(server: LiveServer, doc_id: str) -> bytes:
     return base64.b64decode(out)
 
 
-def _same(a: bytes, b: bytes) -> bool:
-    x: Doc[Any] = Doc()
-    y: Doc[Any] = Doc()
-    x.apply_update(a)
-    y.apply_update(b)
-    return x.get_state() == y.get_state() and x.get_update(y.get_state()) == y.get_update(
-        x.get_state()
-    )
-
-
 def _fuzz_one(url: str, frame: bytes) -> str:
     """Send one damaged update on its own connection; "closed 4400", "applied" or another."""
     client = RawClient(url)
@@ -360,7 +336,7 @@ def test_fuzzed_yjs_updates_are_refused_or_applied_and_the_log_replays_to_the_ro
     frames_in = reader.read_frames(2, 10)
     answer = next(f for f in frames_in[1:] if f[:2] == b"\x00\x01")
     reader.close()
-    assert _same(parse_frame(answer).payload, _logged_state(server, doc_id))
+    assert same_document(parse_frame(answer).payload, _logged_state(server, doc_id))
     _no_tracebacks(server)
 
 

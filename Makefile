@@ -41,7 +41,7 @@ run: .venv/.installed $(BUNDLE)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py setup_periodic_tasks
-	exec $(PY) -m collab.server -b $(HOST) -p $(PORT) collab.asgi:application
+	HOST=$(HOST) PORT=$(PORT) exec $(PY) -m collab.server -b $(HOST) -p $(PORT) collab.asgi:application
 
 # The docker-compose topology as separate processes (needs REDIS_URL and DATABASE_URL).
 stack: .venv/.installed $(BUNDLE)

@@ -34,6 +34,16 @@ ALLOWED_HOSTS = [
 ]
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = _env_int("PORT", 8000)
+# The browser origins (scheme://host[:port], exactly as a browser sends them) whose pages may
+# post forms and open WebSockets with their session: Django's CSRF check and the WebSocket
+# Origin check (collab/realtime/auth.py) read this one list.
+CSRF_TRUSTED_ORIGINS = [
+    o.strip().lower()
+    for o in os.environ.get(
+        "CSRF_TRUSTED_ORIGINS", f"http://localhost:{PORT},http://127.0.0.1:{PORT}"
+    ).split(",")
+    if o.strip()
+]
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 INSTALLED_APPS = [

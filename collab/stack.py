@@ -43,6 +43,8 @@ def main(argv: list[str]) -> int:
     if not os.environ.get("REDIS_URL") or not os.environ.get("DATABASE_URL"):
         print("make stack needs REDIS_URL and DATABASE_URL", file=sys.stderr)
         return 2
+    # The web process derives its trusted origins from PORT; keep it the port it serves on.
+    os.environ["PORT"] = str(args.port)
     py = sys.executable
     for step in (
         ["migrate", "--noinput"],

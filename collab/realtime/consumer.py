@@ -84,8 +84,10 @@ class DocumentConsumer(AsyncConsumer):
         except StopConsumer:
             pass
         finally:
+            # Also when the task is cancelled or fails before a disconnect message came.
             if self.answers is not None:
                 self.answers.cancel()
+            self._uncount()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Route binary frames straight to the handler: they touch no DB connection.

@@ -101,14 +101,27 @@ async def test_strangers_unknown_documents_and_bad_tokens_are_refused(connect: C
     await connect("not-a-uuid", mallory_token, expect=False)
 
 
-async def test_foreign_origin_is_refused_even_with_a_token(connect: Connect) -> None:
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        (b"http://127.0.0.1:8000", True),  # the same origin (PORT's default)
+        (b"http://localhost:8000", True),
+        (b"http://127.0.0.1:8001", False),  # another port of the same host
+        (b"https://127.0.0.1:8000", False),  # another scheme of the same host
+        (b"https://evil.example", False),
+        (b"null", False),  # sandboxed frames and local files
+        (None, True),  # a script with a token sends no Origin
+    ],
+)
+async def test_only_exactly_our_origins_are_accepted_even_with_a_token(
+    connect: Connect, origin: bytes | None, accepted: bool
+) -> None:
     alice, token = await make_user("alice")
     document = await make_document(alice)
-    evil = [(b"origin", b"https://evil.example")]
-    await connect(document.id, token, headers=evil, expect=False)
-    ours = [(b"origin", b"http://127.0.0.1:8000")]
-    peer = await connect(document.id, token, headers=ours)
-    await peer.close()
+    headers = [] if origin is None else [(b"origin", origin)]
+    peer = await connect(document.id, token, headers=headers, expect=accepted)
+    if accepted:
+        await peer.close()
 
 
 async def test_bad_frames_close_the_sender_only_and_log_nothing(connect: Connect) -> None:

@@ -40,6 +40,8 @@ class LiveServer:
             **os.environ,
             "PALIMPSEST_VAR_DIR": str(var_dir),
             "DJANGO_SETTINGS_MODULE": "collab.settings",
+            # Its pages' origin (CSRF and WebSocket Origin checks) is derived from PORT.
+            "PORT": str(self.port),
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

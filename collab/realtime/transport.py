@@ -69,7 +69,7 @@ class FlowControlledProtocol(WebSocketProtocol):
     def connectionMade(self) -> None:
         """Set up the queues and register for Twisted's buffer signals."""
         super().connectionMade()
-        self._queued: deque[bytes] = deque()
+        self._queued: deque[tuple[bytes, bool]] = deque()  # (message, is it binary)
         self.queued_bytes = 0
         self._behind_since: float | None = None
         self.gave_up = False
@@ -102,30 +102,31 @@ class FlowControlledProtocol(WebSocketProtocol):
             return
         if self.state != self.STATE_OPEN or self.gave_up:
             return  # closing: the client gets nothing more (autobahn would raise Disconnected)
-        data = content if isinstance(content, bytes) else content.encode("utf-8")
+        # daphne hands bytes for binary messages and str for text ones.
+        data = content.encode("utf-8") if isinstance(content, str) else content
         if self._window.paused or self._queued:
-            self._queued.append(data)
+            self._queued.append((data, binary))
             self.queued_bytes += len(data)
             self._watch_backlog()
             return
-        self._send_now(data)
+        self._send_now(data, binary)
 
-    def _send_now(self, data: bytes) -> None:
-        """Hand one binary message to autobahn, whatever its size."""
+    def _send_now(self, data: bytes, binary: bool) -> None:
+        """Hand one message (binary, or UTF-8 text) to autobahn, whatever its size."""
         limit: int = getattr(self, "maxMessagePayloadSize", 0)
         # autobahn applies the incoming limit to sends too; ours is only for what clients send.
         self.maxMessagePayloadSize = 0
         try:
-            self.sendMessage(data, True)
+            self.sendMessage(data, binary)
         finally:
             self.maxMessagePayloadSize = limit
 
     def flush_queued(self) -> None:
         """Send queued frames until Twisted's buffer fills again."""
         while self._queued and not self._window.paused and self.state == self.STATE_OPEN:
-            data = self._queued.popleft()
+            data, binary = self._queued.popleft()
             self.queued_bytes -= len(data)
-            self._send_now(data)
+            self._send_now(data, binary)
         if self.queued_bytes <= settings.PALIMPSEST_SEND_BUFFER_BYTES:
             self._behind_since = None
 

@@ -11,7 +11,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class Received:
     """What a raw client has read so far."""
 
     frames: list[bytes]
+    texts: list[str] = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
     eof: bool = False
@@ -95,6 +96,8 @@ class RawClient:
             elif isinstance(event, Frame):
                 if event.opcode is Opcode.BINARY:
                     self.received.frames.append(bytes(event.data))
+                elif event.opcode is Opcode.TEXT:
+                    self.received.texts.append(bytes(event.data).decode("utf-8"))
                 elif event.opcode is Opcode.CLOSE:
                     close = Close.parse(bytes(event.data))
                     self.received.close_code, self.received.close_reason = close.code, close.reason

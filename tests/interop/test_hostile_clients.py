@@ -8,6 +8,7 @@ Each test prints the figures the README reports (RSS growth, another document's 
 from __future__ import annotations
 
 import base64
+import json
 import random
 import sqlite3
 import threading
@@ -355,3 +356,13 @@ def test_many_clients_then_none_leave_no_traceback(
         client.close()
     time.sleep(1)
     _no_tracebacks(server)
+
+
+def test_text_messages_go_out_as_text_frames(server: LiveServer) -> None:
+    """The transport queues and sends binary and text alike; JSON notifications stay text."""
+    token = server.token("reader")
+    client = RawClient(f"ws://127.0.0.1:{server.port}/ws/notifications?token={token}")
+    received = client.read_until(lambda r: bool(r.texts or r.frames), timeout=10)
+    client.close()
+    assert received.frames == []
+    assert json.loads(received.texts[0]) == {"type": "hello", "user": "reader"}

@@ -15,7 +15,7 @@ from ninja.security import HttpBearer, SessionAuth
 from pydantic import Field
 
 from collab import selectors, services
-from collab.models import Document
+from collab.models import Document, Role
 
 
 class BearerToken(HttpBearer):
@@ -93,6 +93,15 @@ class MemberOut(Schema):
 
     username: str
     role: str
+
+
+class TokenOut(Schema):
+    """One of the caller's API tokens; the token itself is shown only when it is made."""
+
+    id: int
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
 
 
 class ErrorOut(Schema):
@@ -173,7 +182,10 @@ def rename_document(request: HttpRequest, doc_id: str, body: DocumentIn) -> Stat
 )
 def add_member(request: HttpRequest, doc_id: str, body: MemberIn) -> Status[dict[str, Any]]:
     """The owner shares the document with a user as editor or viewer."""
-    document, _ = _readable(request, doc_id)
+    document, role = _readable(request, doc_id)
+    if role != Role.OWNER:
+        # Before the user lookup: a member who is not the owner learns nothing about usernames.
+        raise services.PermissionDenied("only the owner may share this document")
     user = selectors.user_by_username(username=body.username)
     if user is None:
         return Status(400, {"detail": f"no user named {body.username!r}"})
@@ -184,6 +196,25 @@ def add_member(request: HttpRequest, doc_id: str, body: MemberIn) -> Status[dict
     except ValueError as exc:
         return Status(400, {"detail": str(exc)})
     return Status(201, {"username": user.get_username(), "role": membership.role})
+
+
+@api.delete(
+    "/docs/{doc_id}/members/{username}",
+    response={204: None, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+)
+def remove_member(request: HttpRequest, doc_id: str, username: str) -> Status[Any]:
+    """The owner unshares the document; the member's open sockets close (4403)."""
+    document, role = _readable(request, doc_id)
+    if role != Role.OWNER:
+        raise services.PermissionDenied("only the owner may unshare this document")
+    user = selectors.user_by_username(username=username)
+    if user is None:
+        raise services.NotFound(f"{username} is not a member of this document")
+    try:
+        services.member_remove(document=document, by=_user(request), user=user)
+    except ValueError as exc:
+        return Status(400, {"detail": str(exc)})
+    return Status(204, None)
 
 
 @api.get(
@@ -197,6 +228,19 @@ def list_members(request: HttpRequest, doc_id: str) -> list[dict[str, Any]]:
         {"username": m.user.get_username(), "role": m.role}
         for m in selectors.document_members(document=document)
     ]
+
+
+@api.get("/tokens", response={200: list[TokenOut], 401: ErrorOut})
+def list_tokens(request: HttpRequest) -> list[Any]:
+    """The caller's own API tokens."""
+    return list(selectors.token_list(user=_user(request)))
+
+
+@api.delete("/tokens/{token_id}", response={204: None, 401: ErrorOut, 404: ErrorOut})
+def revoke_token(request: HttpRequest, token_id: int) -> Status[None]:
+    """Revoke one of the caller's own tokens; sockets it opened close (4403)."""
+    services.token_revoke(user=_user(request), token_id=token_id)
+    return Status(204, None)
 
 
 def _mount_routers() -> None:

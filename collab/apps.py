@@ -15,4 +15,4 @@ class CollabConfig(AppConfig):
         Not from `collab/__init__.py` as Celery's guide has it: that would make the pure
         core in `collab/sync/` import Celery and Django with its package.
         """
-        from collab import celery  # noqa: F401
+        from collab import celery, signals  # noqa: F401

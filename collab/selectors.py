@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from importlib import import_module
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from collab.models import ApiToken, Document, Membership, PresenceSession
 from collab.services import token_digest
@@ -20,6 +23,12 @@ _LAST_USED_STEP = timedelta(minutes=1)
 
 def user_for_token(*, token: str) -> User | None:
     """The active user a token belongs to, or None."""
+    found = token_lookup(token=token)
+    return None if found is None else found.user
+
+
+def token_lookup(*, token: str) -> ApiToken | None:
+    """The token row (with its active user) a bearer token names, or None."""
     if not token or len(token) > 200:
         return None
     found = (
@@ -32,7 +41,41 @@ def user_for_token(*, token: str) -> User | None:
     now = timezone.now()
     if found.last_used_at is None or now - found.last_used_at >= _LAST_USED_STEP:
         ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
-    return found.user
+    return found
+
+
+def token_list(*, user: User) -> QuerySet[ApiToken]:
+    """A user's own API tokens, newest first (their digests never leave the database)."""
+    return ApiToken.objects.filter(user_id=user.pk).order_by("-created_at", "-pk")
+
+
+def connection_role(
+    *,
+    user_id: int,
+    document_id: uuid.UUID,
+    token_id: int | None = None,
+    session_key: str | None = None,
+) -> str | None:
+    """The role a live socket still has: None once its user is deactivated, its token revoked,
+    its browser session logged out or its password changed, or its membership gone."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return None
+    if token_id is not None and not ApiToken.objects.filter(pk=token_id, user_id=user_id).exists():
+        return None
+    if session_key is not None and not _session_is_users(session_key, user):
+        return None
+    return member_role(user_id=user_id, document_id=document_id)
+
+
+def _session_is_users(session_key: str, user: User) -> bool:
+    """Whether a session is still logged in as `user` with the password it logged in with
+    (Django stores a hash of the password's hash in the session; a new password changes it)."""
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
+    if str(data.get(SESSION_KEY)) != str(user.pk):
+        return False
+    stored = data.get(HASH_SESSION_KEY)
+    return isinstance(stored, str) and constant_time_compare(stored, user.get_session_auth_hash())
 
 
 def document_role(*, user: User, document_id: uuid.UUID | str) -> str | None:
@@ -45,6 +88,15 @@ def document_role(*, user: User, document_id: uuid.UUID | str) -> str | None:
         return None
     return (
         Membership.objects.filter(document_id=doc_uuid, user_id=user.pk)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def member_role(*, user_id: int, document_id: uuid.UUID) -> str | None:
+    """An active user's role on a document now (None: not a member, or deactivated)."""
+    return (
+        Membership.objects.filter(document_id=document_id, user_id=user_id, user__is_active=True)
         .values_list("role", flat=True)
         .first()
     )

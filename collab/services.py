@@ -75,7 +75,56 @@ def member_add(*, document: Document, by: User, user: User, role: str) -> Member
     membership, _ = Membership.objects.update_or_create(
         document=document, user=user, defaults={"role": role}
     )
+    _access_changed(document_id=document.id, user_id=user.pk)
     return membership
+
+
+@transaction.atomic
+def member_remove(*, document: Document, by: User, user: User) -> None:
+    """Unshare `document` with `user`; only the owner may, and not with themselves."""
+    if document.owner_id != by.pk:
+        raise PermissionDenied("only the owner may unshare this document")
+    if user.pk == document.owner_id:
+        raise ValueError("the owner cannot be removed")
+    removed, _ = Membership.objects.filter(document=document, user=user).delete()
+    if not removed:
+        raise NotFound(f"{user.get_username()} is not a member of this document")
+    _access_changed(document_id=document.id, user_id=user.pk)
+
+
+def _access_changed(
+    *, document_id: uuid.UUID, user_id: int, ended_session: str | None = None
+) -> None:
+    """After commit, tell the document's rooms in every process to re-check this user's
+    sockets: a demoted member's become read-only, a removed member's are closed (as are
+    those of `ended_session`, a browser session that just logged out)."""
+    message: dict[str, object] = {"type": "doc.access", "user": user_id}
+    if ended_session is not None:
+        message["session"] = ended_session
+    publish(
+        {"type": "access.changed", "document": str(document_id)},
+        user_ids=[user_id],
+        document_id=document_id,
+        room_message=message,
+    )
+
+
+def access_recheck_user(*, user_id: int, ended_session: str | None = None) -> None:
+    """Re-check every socket of a user (deactivated, password changed, token revoked, logged
+    out), on each document they are a member of."""
+    for document_id in Membership.objects.filter(user_id=user_id).values_list(
+        "document_id", flat=True
+    ):
+        _access_changed(document_id=document_id, user_id=user_id, ended_session=ended_session)
+
+
+@transaction.atomic
+def token_revoke(*, user: User, token_id: int) -> None:
+    """Revoke one of the user's own API tokens; sockets it opened close."""
+    deleted, _ = ApiToken.objects.filter(pk=token_id, user_id=user.pk).delete()
+    if not deleted:
+        raise NotFound("no such token")
+    access_recheck_user(user_id=user.pk)
 
 
 def presence_open(

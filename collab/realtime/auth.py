@@ -11,9 +11,11 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
-from collab.selectors import user_for_token
+from collab.selectors import token_lookup
 
 Scope = dict[str, Any]
+# The scope key holding the id of the API token a socket authenticated with.
+TOKEN_ID = "palimpsest.token_id"
 
 
 def _origin(scope: Scope) -> str | None:
@@ -51,8 +53,11 @@ class TokenOrSessionAuth:
             return await WebsocketDenier()(scope, receive, send)
         token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
         if token:
-            user = await database_sync_to_async(user_for_token)(token=token)
-            return await self.app({**scope, "user": user or AnonymousUser()}, receive, send)
+            found = await database_sync_to_async(token_lookup)(token=token)
+            if found is None:
+                return await self.app({**scope, "user": AnonymousUser()}, receive, send)
+            # The token, so that revoking it closes the sockets it opened.
+            return await self.app({**scope, "user": found.user, TOKEN_ID: found.pk}, receive, send)
         if origin is None:
             return await self.app({**scope, "user": AnonymousUser()}, receive, send)
         return await self.session_app(scope, receive, send)

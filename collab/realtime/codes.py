@@ -8,6 +8,7 @@ reconnecting would repeat the refusal) and reconnects on anything else (45xx: tr
 from __future__ import annotations
 
 CLOSE_PROTOCOL_ERROR = 4400  # a malformed frame or update, or over an awareness/parked bound
+CLOSE_ACCESS_REMOVED = 4403  # unshared, token revoked or user deactivated while connected
 CLOSE_TOO_BIG = 4413  # a message over PALIMPSEST_MAX_FRAME_BYTES
 CLOSE_UNSUPPORTED_DATA = 4415  # a text frame
 CLOSE_TOO_MANY_CONNECTIONS = 4429  # over PALIMPSEST_CONNECTIONS_PER_USER

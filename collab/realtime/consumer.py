@@ -8,12 +8,15 @@ import uuid
 from typing import Any
 
 from channels.consumer import AsyncConsumer
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from collab.models import WRITE_ROLES
 from collab.realtime.answers import FullStateAnswers
+from collab.realtime.auth import TOKEN_ID
 from collab.realtime.codes import (
+    CLOSE_ACCESS_REMOVED,
     CLOSE_PROTOCOL_ERROR,
     CLOSE_TOO_BIG,
     CLOSE_TOO_MANY_CONNECTIONS,
@@ -21,7 +24,7 @@ from collab.realtime.codes import (
 )
 from collab.realtime.hub import current_hub
 from collab.realtime.rooms import FLOW_EXTENSION, ReceiveFlow, Room
-from collab.selectors import document_role
+from collab.selectors import connection_role, document_role
 from collab.services import presence_close, presence_open
 from collab.sync.protocol import (
     EMPTY_UPDATE,
@@ -277,6 +280,38 @@ class DocumentConsumer(AsyncConsumer):
             await current_hub().leave(self, room)
             await current_hub().write(presence_close, connection_id=self.connection_id)
         raise StopConsumer()
+
+    async def recheck_access(self, ended_session: str | None = None) -> None:
+        """Apply a change of rights at once: read-only for a viewer, closed for nobody (and
+        for a socket of `ended_session`, a browser session that logged out)."""
+        room = self.room
+        if room is None or self.user_id is None or self.closing:
+            return
+        session_key = self._session_key()
+        if ended_session is not None and session_key == ended_session:
+            role = None
+        else:
+            role = await database_sync_to_async(connection_role)(
+                user_id=self.user_id,
+                document_id=room.document_id,
+                token_id=self.scope.get(TOKEN_ID),
+                session_key=session_key,
+            )
+        if role is None:
+            await self.close_with(CLOSE_ACCESS_REMOVED, "your access to this document was removed")
+            return
+        writable = role in WRITE_ROLES
+        if self.can_write and not writable:
+            # y-protocols' permission-denied: the browser app turns read-only and says why.
+            await self.send_frame(encode_permission_denied("your role is now viewer"))
+        self.can_write = writable
+
+    def _session_key(self) -> str | None:
+        """The browser session this socket authenticated with (None: a token)."""
+        if self.scope.get(TOKEN_ID) is not None:
+            return None
+        session = self.scope.get("session")
+        return None if session is None else session.session_key
 
     def _uncount(self) -> None:
         """Stop counting this socket against its user's connection cap."""

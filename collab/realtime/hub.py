@@ -351,6 +351,12 @@ class Hub:
             if room.ready.done():
                 await self._catch_up_room(room)
             return
+        if message.get("type") == "doc.access":
+            ended = message.get("session")
+            await self._recheck_access(
+                room, message.get("user"), ended if isinstance(ended, str) else None
+            )
+            return
         if message.get("type") != "doc.purged":
             return
         # A purged client id now spoken for by a live local connection is not a ghost.
@@ -363,6 +369,11 @@ class Hub:
         if removal is not None:
             self.relay_awareness(room, None, removal)
 
+    async def _recheck_access(self, room: Room, user_id: object, ended: str | None) -> None:
+        """Give this user's sockets in the room their rights as they are now."""
+        for member in [m for m in list(room.members) if m.user_id == user_id]:
+            await member.recheck_access(ended)
+
     # -- other processes -------------------------------------------------------------------
 
     async def _on_remote(self, message: dict[str, Any]) -> None:
@@ -374,7 +385,7 @@ class Hub:
         room = self.rooms.get(document_id)
         if room is None or room.closed or not room.ready.done():
             return
-        if message.get("type") in ("doc.purged", "doc.catchup"):
+        if message.get("type") in ("doc.purged", "doc.catchup", "doc.access"):
             await self.on_room_message(message)
         elif message.get("type") == "doc.updates":
             await self._apply_logged(room, [(int(s), bytes(u)) for s, u in message["events"]])

@@ -29,6 +29,11 @@ class Connection(Protocol):
 
     connection_id: str
     can_write: bool
+    user_id: int | None
+
+    async def recheck_access(self, ended_session: str | None = None) -> None:
+        """Look up this socket's rights again and apply them (read-only, or closed); a socket
+        of `ended_session` (a browser session that logged out) closes."""
 
     async def send_frame(self, frame: bytes) -> None:
         """Send one binary frame to the client; never raises, and is a no-op once closing."""

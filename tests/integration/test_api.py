@@ -126,3 +126,30 @@ def test_pages_need_login() -> None:
     get_user_model().objects.create_user(username="bea", password="pw")
     client.login(username="bea", password="pw")
     assert client.get("/").status_code == 200
+
+
+def test_unshare_is_the_owner_s_alone_and_names_no_stranger() -> None:
+    client = Client()
+    _, owner = _user("olga")
+    _, editor = _user("ed")
+    _, viewer = _user("vi")
+    _, stranger = _user("stan")
+    doc = _post(client, "/api/docs", {"title": "Plan"}, owner).json()
+    members = f"/api/docs/{doc['id']}/members"
+    for name, role in (("ed", "editor"), ("vi", "viewer")):
+        assert _post(client, members, {"username": name, "role": role}, owner).status_code == 201
+    # Only the owner; the others learn nothing about who exists, whatever the name.
+    assert client.delete(f"{members}/vi", **editor).status_code == 403
+    assert client.delete(f"{members}/nobody", **editor).status_code == 403
+    assert (
+        _post(client, members, {"username": "nobody", "role": "viewer"}, editor).status_code == 403
+    )
+    assert client.delete(f"{members}/vi", **stranger).status_code == 404
+    assert client.delete(f"{members}/vi").status_code == 401
+    assert client.delete(f"{members}/olga", **owner).status_code == 400
+    assert client.delete(f"{members}/stan", **owner).status_code == 404
+    assert client.delete(f"{members}/nobody", **owner).status_code == 404
+    assert client.delete(f"{members}/vi", **owner).status_code == 204
+    assert client.get(f"/api/docs/{doc['id']}", **viewer).status_code == 404
+    assert {m["username"] for m in client.get(members, **owner).json()} == {"olga", "ed"}
+    assert client.delete(f"{members}/vi", **owner).status_code == 404

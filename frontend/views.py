@@ -127,7 +127,10 @@ def document_rename_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpRespons
 @login_required
 def member_add_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
     """The owner shares the document with a user as editor or viewer."""
-    document, _ = _readable(request, doc_id)
+    document, role = _readable(request, doc_id)
+    if role != Role.OWNER:  # before any username lookup: nothing to learn about who exists
+        messages.error(request, "Only the owner may share this document.")
+        return redirect("editor", doc_id=doc_id)
     form = ShareForm(request.POST)
     if not form.is_valid():
         _form_errors(request, form)
@@ -146,3 +149,45 @@ def member_add_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
         return redirect("editor", doc_id=doc_id)
     messages.success(request, f"Shared with {username} as {membership.role}.")
     return redirect("editor", doc_id=doc_id)
+
+
+@require_POST
+@login_required
+def member_remove_view(request: HttpRequest, doc_id: uuid.UUID, username: str) -> HttpResponse:
+    """The owner unshares the document; the member's open editors close."""
+    document, role = _readable(request, doc_id)
+    if role != Role.OWNER:
+        messages.error(request, "Only the owner may unshare this document.")
+        return redirect("editor", doc_id=doc_id)
+    user = selectors.user_by_username(username=username)
+    try:
+        if user is None:
+            raise services.NotFound(f"{username} is not a member of this document")
+        services.member_remove(document=document, by=_user(request), user=user)
+    except (services.NotFound, services.PermissionDenied, ValueError) as exc:
+        messages.error(request, str(exc))
+        return redirect("editor", doc_id=doc_id)
+    messages.success(request, f"{username} no longer has access.")
+    return redirect("editor", doc_id=doc_id)
+
+
+@require_GET
+@login_required
+def tokens_page(request: HttpRequest) -> HttpResponse:
+    """The user's own API tokens, to see and revoke."""
+    return render(
+        request, "frontend/tokens.html", {"tokens": selectors.token_list(user=_user(request))}
+    )
+
+
+@require_POST
+@login_required
+def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    """Revoke one of the user's own tokens."""
+    try:
+        services.token_revoke(user=_user(request), token_id=token_id)
+    except services.NotFound:
+        messages.error(request, "No such token.")
+    else:
+        messages.success(request, "Token revoked; connections that used it are closed.")
+    return redirect("tokens")

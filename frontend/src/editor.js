@@ -24,7 +24,7 @@ const config = JSON.parse(document.getElementById('palimpsest-config').textConte
 const root = document.getElementById('editor-app')
 const $ = (testid) => root.querySelector(`[data-testid="${testid}"]`)
 const toasts = $('toasts')
-const writable = config.role !== 'viewer'
+let writable = config.role !== 'viewer'
 const me = { name: config.user.name, color: userColor(config.user.name) }
 const wsOrigin = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
 
@@ -52,7 +52,7 @@ provider = new WebsocketProvider(wsOrigin + config.paths.docs, config.document, 
   connect: false,
   // The server is the one authority on what a tab may write; tabs don't talk to each other.
   disableBc: true,
-  WebSocketPolyfill: trackingWebSocket(tracker, ydoc),
+  WebSocketPolyfill: trackingWebSocket(tracker, ydoc, undefined, (reason) => becomeReadOnly(reason)),
 })
 
 const editor = new Editor({
@@ -69,15 +69,29 @@ const editor = new Editor({
     handlePaste: (_view, _event, slice) => refuseIfTooLarge(slice, 'paste'),
     // Moving text within the document adds nothing; dropping from elsewhere does.
     handleDrop: (_view, _event, slice, moved) => !moved && refuseIfTooLarge(slice, 'drop'),
-    attributes: {
+    // A function, so the label follows a change to read-only while the page is open.
+    attributes: () => ({
       'aria-label': `${config.title} (${writable ? 'editable' : 'read only'})`,
       'aria-multiline': 'true',
       role: 'textbox',
       class: 'prose',
-    },
+    }),
   },
 })
 $('editor').querySelector('.loading')?.remove()
+
+/** The server took away the right to edit (the owner made us a viewer): stop editing. */
+function becomeReadOnly (reason) {
+  if (!writable) return
+  writable = false
+  root.dataset.role = 'viewer'
+  editor.setEditable(false)
+  $('toolbar')?.replaceChildren()
+  showToast(toasts, {
+    text: `You can no longer edit this document (${reason}); you can still read it.`,
+    kind: 'error'
+  })
+}
 
 /** True (handled: nothing inserted) for content the server would refuse as too large. */
 function refuseIfTooLarge (slice, what) {

@@ -4,9 +4,11 @@
 // back confirms the edits sent before the SyncStep1 it answers; answers come in order.
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
+import * as authProtocol from 'y-protocols/auth'
 import * as syncProtocol from 'y-protocols/sync'
 
 const MESSAGE_SYNC = 0
+const MESSAGE_AUTH = 2
 export const STEP1 = syncProtocol.messageYjsSyncStep1
 export const STEP2 = syncProtocol.messageYjsSyncStep2
 
@@ -83,17 +85,33 @@ export class SaveTracker {
   }
 }
 
+/** The reason of y-protocols' "permission denied" message, or null for any other frame. */
+export function permissionDenied (data) {
+  try {
+    const decoder = decoding.createDecoder(data instanceof Uint8Array ? data : new Uint8Array(data))
+    if (decoding.readVarUint(decoder) !== MESSAGE_AUTH) return null
+    let reason = null
+    authProtocol.readAuthMessage(decoder, null, (_doc, why) => { reason = why })
+    return reason
+  } catch {
+    return null
+  }
+}
+
 /**
  * A WebSocket class for the provider's `WebSocketPolyfill` option that reports frames to
- * `tracker` and can ask the server for a confirmation (`confirm()`).
+ * `tracker`, can ask the server for a confirmation (`confirm()`), and tells `onDenied` why the
+ * server refused an edit (the user was made a viewer, say).
  */
-export function trackingWebSocket (tracker, doc, Base = globalThis.WebSocket) {
+export function trackingWebSocket (tracker, doc, Base = globalThis.WebSocket, onDenied = () => {}) {
   return class TrackingWebSocket extends Base {
     constructor (url, protocols) {
       super(url, protocols)
       // Listeners added here run before the provider's on* handlers, which it sets later.
       this.addEventListener('open', () => tracker.opened())
       this.addEventListener('message', (event) => {
+        const denied = permissionDenied(event.data)
+        if (denied !== null) onDenied(denied)
         if (tracker.received(event.data) === STEP1) {
           // The provider answers the server's SyncStep1 with our missing updates; ask right
           // after it, so the answer confirms those too.

@@ -126,3 +126,15 @@ test('confirm sends nothing on a socket that is not open', () => {
   socket.confirm()
   assert.deepEqual(socket.frames, [])
 })
+
+test('the server\'s permission-denied message is read with its reason', async () => {
+  const { permissionDenied } = await import('../src/saved.js')
+  const encoding = await import('lib0/encoding')
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, 2) // y-protocols' auth message
+  encoding.writeVarUint(encoder, 0) // permission denied
+  encoding.writeVarString(encoder, 'your role is now viewer')
+  assert.equal(permissionDenied(encoding.toUint8Array(encoder)), 'your role is now viewer')
+  assert.equal(permissionDenied(new Uint8Array([0, 1, 0])), null, 'a sync frame is not one')
+  assert.equal(permissionDenied(new Uint8Array([])), null)
+})

@@ -145,6 +145,8 @@ class DocumentConsumer(AsyncConsumer):
             self._uncount()
             await current_hub().write(presence_close, connection_id=self.connection_id)
             raise
+        if self.room.rebuilding is not None:  # not the state vector of a replica being replaced
+            await asyncio.shield(self.room.rebuilding)
         await self.send_frame(self.room.replica.sync_step1())
         awareness = self.room.replica.awareness_message()
         if awareness is not None:
@@ -177,6 +179,8 @@ class DocumentConsumer(AsyncConsumer):
         kind = frame.kind
         if room.rebuilding is not None and kind is not FrameKind.AWARENESS:
             await asyncio.shield(room.rebuilding)
+            if room.closed or self.closing:  # the rebuild failed: everyone is reconnecting
+                return
         if kind is FrameKind.SYNC_UPDATE or kind is FrameKind.SYNC_STEP2:
             if not self.can_write:
                 # A viewer's SyncStep2 is the reply to our SyncStep1 and is dropped silently;

@@ -309,17 +309,27 @@ class Hub:
         """Wait for accepted updates to be durable, then reload the replica from the log."""
         try:
             await room.all_settled()
+            seen = room.seqs
             replay = await database_sync_to_async(document_replay)(document_id=room.document_id)
             room.replica.reset(replay.updates)
-            # Seqs applied beyond the replay's head are not in the new replica: catch-up
-            # fetches them again.
             room.seqs = SeqTracker(contiguous=replay.head)
             logger.warning("rebuilt the replica of %s from the log", room.document_id)
         except Exception as exc:
             await self._close_room(room, exc)
+            return
         finally:
             room.rebuilding = None
             done.set_result(None)
+        # Events logged by others while the replica was rebuilt (another process, a restore)
+        # are in it now, or newer; members get those they were not sent yet.
+        logged = await database_sync_to_async(events_after)(
+            document_id=room.document_id, after_seq=seen.contiguous
+        )
+        for seq, update in logged:
+            if seq > replay.head:
+                await self._apply_logged(room, [(seq, update)])
+            elif seq not in seen.ahead:
+                await room.broadcast(create_update_message(update))
 
     def _maybe_compact(self, room: Room) -> None:
         """Ask a worker to snapshot the room's document once its log tail is long enough.
@@ -401,7 +411,7 @@ class Hub:
     async def _apply_logged(self, room: Room, events: list[tuple[int, bytes]]) -> None:
         """Apply logged events this room has not seen and relay them to every local member."""
         if room.rebuilding is not None:
-            return  # the rebuild reads the log; catch-up brings whatever it did not have
+            await asyncio.shield(room.rebuilding)  # then the rebuilt replica's seqs apply
         for seq, update in events:
             if room.seqs.mark(seq):
                 room.replica.load((update,))

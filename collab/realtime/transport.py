@@ -74,7 +74,10 @@ class FlowControlledProtocol(WebSocketProtocol):
         self._behind_since: float | None = None
         self.gave_up = False
         self.received_bytes = 0
-        self._reading_paused = False
+        # Why the socket is not read now: "received" (the consumer is behind) and/or "sending"
+        # (its reader is behind: what it asks next would only queue more).
+        self._read_blockers: set[str] = set()
+        self._backlog_check: Any = None  # the pending DelayedCall of the slow-reader clock
         self._ever_paused = False  # logged once per connection, not at every pause
         self._window = _SendWindow(self)
         # The HTTP channel that handled the upgrade is still the transport's producer; this
@@ -129,35 +132,60 @@ class FlowControlledProtocol(WebSocketProtocol):
             self._send_now(data, binary)
         if self.queued_bytes <= settings.PALIMPSEST_SEND_BUFFER_BYTES:
             self._behind_since = None
+            self._unblock_reading("sending")
 
     def _watch_backlog(self) -> None:
-        """Start the slow-reader clock when the queue goes over its bound."""
-        if self.queued_bytes <= settings.PALIMPSEST_SEND_BUFFER_BYTES:
+        """Over the bound: stop reading (what it asks would only queue more), start the
+        slow-reader clock; far over it (four times): close at once."""
+        bound = settings.PALIMPSEST_SEND_BUFFER_BYTES
+        if self.queued_bytes <= bound:
             return
+        if self.queued_bytes > 4 * bound:
+            self._give_up("far over the send bound")
+            return
+        self._block_reading("sending")
         if self._behind_since is None:
             self._behind_since = reactor.seconds()
-            reactor.callLater(settings.PALIMPSEST_SLOW_READER_SECONDS, self._check_backlog)
+        if self._backlog_check is None or not self._backlog_check.active():
+            self._backlog_check = reactor.callLater(
+                settings.PALIMPSEST_SLOW_READER_SECONDS, self._check_backlog
+            )
 
     def _check_backlog(self) -> None:
         """Close a reader that stayed over the bound for the whole grace period."""
+        self._backlog_check = None
         if self._behind_since is None or self.state != self.STATE_OPEN:
             return
         left = self._behind_since + settings.PALIMPSEST_SLOW_READER_SECONDS - reactor.seconds()
-        if left > 0.001:
-            reactor.callLater(left, self._check_backlog)  # it dipped under and went over again
+        if left > 0.001:  # it dipped under and went over again since the clock started
+            self._backlog_check = reactor.callLater(left, self._check_backlog)
             return
-        logger.info(
-            "closing %s: %d bytes unread for %.0f s",
-            self.client_addr,
-            self.queued_bytes,
-            settings.PALIMPSEST_SLOW_READER_SECONDS,
-        )
+        self._give_up(f"unread for {settings.PALIMPSEST_SLOW_READER_SECONDS:.0f} s")
+
+    def _give_up(self, why: str) -> None:
+        """Close a reader that cannot keep up with 4508 and free what was queued for it."""
+        logger.info("closing %s: %d bytes queued, %s", self.client_addr, self.queued_bytes, why)
         self.gave_up = True
         self._queued.clear()
         self.queued_bytes = 0
+        self._behind_since = None
         # Behind at most Twisted's 64 KiB and one message; a client that never reads is dropped
         # by autobahn's close-handshake timeout, which frees the rest.
         self.sendClose(code=CLOSE_TOO_SLOW, reason="could not keep up")
+
+    def _block_reading(self, reason: str) -> None:
+        """Stop reading the socket (TCP then pushes back on the client) for `reason`."""
+        if not self._read_blockers:
+            self.transport.pauseProducing()
+        self._read_blockers.add(reason)
+
+    def _unblock_reading(self, reason: str) -> None:
+        """`reason` no longer holds; read again once no other does."""
+        if reason not in self._read_blockers:
+            return
+        self._read_blockers.discard(reason)
+        if not self._read_blockers and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
+            self.transport.resumeProducing()
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -167,32 +195,27 @@ class FlowControlledProtocol(WebSocketProtocol):
             return
         super().onMessage(payload, isBinary)
         self.received_bytes += len(payload)
-        if self.received_bytes > settings.PALIMPSEST_RECEIVE_BUFFER_BYTES and not (
-            self._reading_paused
-        ):
+        if self.received_bytes > settings.PALIMPSEST_RECEIVE_BUFFER_BYTES:
             if not self._ever_paused:
                 logger.info(
                     "pausing reads from %s: it sends faster than it is served", self.client_addr
                 )
                 self._ever_paused = True
-            self._reading_paused = True
-            self.transport.pauseProducing()
+            self._block_reading("received")
 
     def taken(self, size: int) -> None:
         """The consumer is done with a message of `size` bytes; read again once room is back."""
         self.received_bytes -= size
-        if self._reading_paused and self.received_bytes <= (
-            settings.PALIMPSEST_RECEIVE_BUFFER_BYTES // 2
-        ):
-            self._reading_paused = False
-            if self.state in (self.STATE_OPEN, self.STATE_CLOSING):
-                self.transport.resumeProducing()
+        if self.received_bytes <= settings.PALIMPSEST_RECEIVE_BUFFER_BYTES // 2:
+            self._unblock_reading("received")
 
     def _max_message_size_exceeded(self, msg_size: int, max_msg_size: int, reason: str) -> None:
         """Refuse an oversized message with 4413 instead of autobahn's dropped connection."""
         logger.info("closing %s: %s", self.client_addr, reason)
         # Marked as failed, autobahn discards the rest of this message as it arrives and still
-        # reads the client's close reply.
+        # reads the client's close reply, which comes after it: give a slow uplink the time to
+        # send the rest (at 256 KiB/s, one minute at most) before the connection is dropped.
+        self.closeHandshakeTimeout = min(60.0, max(1.0, msg_size / (256 * 1024)))
         self.failedByMe = True
         self.gave_up = True
         self._queued.clear()

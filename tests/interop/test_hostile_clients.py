@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pycrdt import create_update_message
+from pycrdt import Doc, Map, create_sync_message, create_update_message, write_var_uint
 
 from collab.sync.protocol import parse_frame
 from tests.interop.live import LiveServer, NodeClient, converged
@@ -149,6 +150,40 @@ def _wait_logged(server: LiveServer, doc_id: str, token: str, seq: int) -> tuple
         if head >= seq or time.monotonic() > deadline:
             return head, content
         time.sleep(0.5)
+
+
+def test_unpaced_large_answers_to_a_reader_that_never_reads_are_cut_off(
+    server: LiveServer,
+) -> None:
+    """A state vector that lacks one large item (one clock: not "far behind", so not paced)
+    asked for in a loop: the queue's hard cap closes the socket, and reading it stops."""
+    owner = server.token("owner")
+    viewer = server.token("vic")
+    doc_id = server.document(owner, vic="viewer")
+    writer = RawClient(ws_url(server, doc_id, owner))
+    writer.read_frames(1, 10)
+    doc: Doc[Any] = Doc()
+    before = doc.get_state()
+    doc.get("blob", type=Map)["big"] = "z" * 2_000_000  # one item, one clock, 2 MB
+    writer.send(create_update_message(doc.get_update()))
+    writer.send(EMPTY_STEP1)
+    writer.read_frames(3, 10)
+    writer.close()
+    assert server.process is not None
+    rss_before = rss_mb(server.process.pid)
+    asker = RawClient(ws_url(server, doc_id, viewer), receive_buffer=4096)
+    step1 = create_sync_message(Doc())[:2] + write_var_uint(len(before)) + before
+    started = time.monotonic()
+    for _ in range(200):
+        asker.send(step1)
+    received = asker.read_until(lambda r: False, timeout=15)  # reads, but only after the flood
+    closed_after = time.monotonic() - started
+    peak = rss_mb(server.process.pid)
+    print(f"one-clock asker: closed after {closed_after:.1f} s, RSS {rss_before:.0f} -> {peak:.0f}")
+    assert received.close_code == 4508 or received.eof
+    assert len(received.frames) < 20, "most of the 200 answers were never built or were freed"
+    assert peak - rss_before < 100
+    _no_tracebacks(server)
 
 
 def test_a_socket_that_floods_without_reading_is_pushed_back(server: LiveServer) -> None:

@@ -49,14 +49,16 @@ def publish(
     user_ids: Iterable[int] = (),
     document_id: uuid.UUID | str | None = None,
     room_message: dict[str, Any] | None = None,
+    to_watchers: bool = True,
 ) -> None:
-    """After commit: send `event` to users' and a document's notification sockets.
+    """After commit: send `event` to users' and (unless `to_watchers` is False) a document's
+    notification sockets.
 
     `room_message` goes to the document's live rooms in every process (e.g. to drop the
     carets of purged sessions).
     """
     groups = [user_group(u) for u in user_ids]
-    if document_id is not None:
+    if document_id is not None and to_watchers:
         groups.append(document_notify_group(document_id))
     message = {"type": "notify.event", "event": event}
     sends = [(g, message) for g in groups]

@@ -106,6 +106,7 @@ def _access_changed(
         user_ids=[user_id],
         document_id=document_id,
         room_message=message,
+        to_watchers=False,  # the user's own sockets only: nobody else learns of the change
     )
 
 

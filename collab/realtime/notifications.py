@@ -9,7 +9,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from collab.notify import attach_loop, document_notify_group, user_group
-from collab.selectors import document_role
+from collab.realtime.auth import TOKEN_ID
+from collab.selectors import connection_role, document_role
 
 # Documents one socket may watch at once: each is a group membership in the layer.
 MAX_WATCHED = 200
@@ -62,8 +63,32 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "watching", "document": str(document_id)})
 
     async def notify_event(self, message: dict[str, Any]) -> None:
-        """Pass a published event on to the browser."""
-        await self.send_json(message["event"])
+        """Pass a published event on to the browser; stop watching a document this socket
+        may no longer read (unshared, token revoked, user deactivated, logged out)."""
+        event = message["event"]
+        await self.send_json(event)
+        if event.get("type") == "access.changed":
+            await self._recheck_watch(str(event.get("document")))
+
+    async def _recheck_watch(self, document: str) -> None:
+        """Unwatch `document` if this socket's rights to it are gone."""
+        group = document_notify_group(document)
+        if group not in self.watched:
+            return
+        session = self.scope.get("session")
+        token_id = self.scope.get(TOKEN_ID)
+        role = await database_sync_to_async(connection_role)(
+            user_id=self.user_id,
+            document_id=uuid.UUID(document),
+            token_id=token_id,
+            session_key=None if token_id is not None or session is None else session.session_key,
+        )
+        if role is None:
+            self.watched.discard(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.send_json(
+                {"type": "unwatched", "document": document, "why": "access removed"}
+            )
 
     async def disconnect(self, code: int) -> None:
         """Leave every group."""

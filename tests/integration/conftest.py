@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -132,3 +133,46 @@ def make_document(
     for user in viewers:
         member_add(document=document, by=owner, user=user, role="viewer")
     return document
+
+
+class Notes:
+    """A /ws/notifications socket and the events it received."""
+
+    def __init__(self, ws: WebsocketCommunicator) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def next(self, kind: str, within: float = 60) -> dict[str, Any]:
+        """The next event of a type, keeping the others in `seen`."""
+        deadline = time.monotonic() + within
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {kind} within {within}s; saw {[e['type'] for e in self.seen]}"
+            event = await self.ws.receive_json_from(timeout=left)
+            self.seen.append(event)
+            if event["type"] == kind:
+                return event
+
+    async def watch(self, document_id: Any) -> None:
+        """Watch a document's events."""
+        await self.ws.send_json_to({"type": "watch", "document": str(document_id)})
+        assert (await self.next("watching", 5))["document"] == str(document_id)
+
+
+@pytest.fixture
+async def notes() -> AsyncIterator[Callable[[str], Any]]:
+    """Open notification sockets by token; closed after the test."""
+    opened: list[WebsocketCommunicator] = []
+
+    async def _open(token: str) -> Notes:
+        ws = WebsocketCommunicator(application, f"/ws/notifications?token={token}")
+        connected, _ = await ws.connect(timeout=5)
+        assert connected
+        opened.append(ws)
+        hello = await ws.receive_json_from(timeout=5)
+        assert hello["type"] == "hello"
+        return Notes(ws)
+
+    yield _open
+    for ws in opened:
+        await ws.disconnect()

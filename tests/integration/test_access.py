@@ -162,3 +162,22 @@ async def test_logging_out_closes_that_browser_session_s_sockets(connect: Connec
     await staying.pump(0.3)
     assert staying.closed is None, "the same user's other browser stays connected"
     await staying.close()
+
+
+async def test_a_removed_member_s_notification_watch_stops(connect: Connect, notes: Any) -> None:
+    from collab.notify import publish
+
+    alice, _ = await make_user("alice")
+    bob, bob_token = await make_user("bob")
+    document = await make_document(alice, editors=(bob,))
+    inbox = await notes(bob_token)
+    await inbox.watch(document.id)
+    await database_sync_to_async(member_remove)(document=document, by=alice, user=bob)
+    assert (await inbox.next("access.changed", 5))["document"] == str(document.id)
+    unwatched = await inbox.next("unwatched", 5)
+    assert unwatched["document"] == str(document.id)
+    # The document's later events no longer reach the removed member.
+    await database_sync_to_async(
+        lambda: publish({"type": "snapshot.compacted", "document": "x"}, document_id=document.id)
+    )()
+    assert await inbox.ws.receive_nothing(0.5)

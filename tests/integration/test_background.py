@@ -12,20 +12,18 @@ import io
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.db import OperationalError
 from django.test import AsyncClient
 from django.utils import timezone
 from pycrdt import Doc, Text, XmlFragment, create_update_message
 
-from collab.asgi import application
 from collab.models import PresenceSession
 from collab.realtime.hub import hub_shutdown
 from collab.sync.protocol import decode_awareness
@@ -48,49 +46,6 @@ def worker(transactional_db: None) -> Iterator[Any]:
     running = embedded.start(beat=False, concurrency=2)
     yield running
     running.stop()
-
-
-class Notes:
-    """A /ws/notifications socket and the events it received."""
-
-    def __init__(self, ws: WebsocketCommunicator) -> None:
-        self.ws = ws
-        self.seen: list[dict[str, Any]] = []
-
-    async def next(self, kind: str, within: float = 60) -> dict[str, Any]:
-        """The next event of a type, keeping the others in `seen`."""
-        deadline = time.monotonic() + within
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {kind} within {within}s; saw {[e['type'] for e in self.seen]}"
-            event = await self.ws.receive_json_from(timeout=left)
-            self.seen.append(event)
-            if event["type"] == kind:
-                return event
-
-    async def watch(self, document_id: Any) -> None:
-        """Watch a document's events."""
-        await self.ws.send_json_to({"type": "watch", "document": str(document_id)})
-        assert (await self.next("watching", 5))["document"] == str(document_id)
-
-
-@pytest.fixture
-async def notes() -> AsyncIterator[Callable[[str], Any]]:
-    """Open notification sockets by token; closed after the test."""
-    opened: list[WebsocketCommunicator] = []
-
-    async def _open(token: str) -> Notes:
-        ws = WebsocketCommunicator(application, f"/ws/notifications?token={token}")
-        connected, _ = await ws.connect(timeout=5)
-        assert connected
-        opened.append(ws)
-        hello = await ws.receive_json_from(timeout=5)
-        assert hello["type"] == "hello"
-        return Notes(ws)
-
-    yield _open
-    for ws in opened:
-        await ws.disconnect()
 
 
 def _auth(token: str) -> dict[str, str]:

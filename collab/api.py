@@ -15,7 +15,8 @@ from ninja.security import HttpBearer, SessionAuth
 from pydantic import Field
 
 from collab import selectors, services
-from collab.models import Document, Role
+from collab.models import Document
+from collab.permissions import Action, NotAllowed, check
 
 
 class BearerToken(HttpBearer):
@@ -52,8 +53,8 @@ def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResp
     return api.create_response(request, {"detail": "authentication required"}, status=401)
 
 
-@api.exception_handler(services.PermissionDenied)
-def _forbidden(request: HttpRequest, exc: services.PermissionDenied) -> HttpResponse:
+@api.exception_handler(NotAllowed)
+def _forbidden(request: HttpRequest, exc: NotAllowed) -> HttpResponse:
     """Known to the caller, but not theirs to change."""
     return api.create_response(request, {"detail": str(exc)}, status=403)
 
@@ -130,8 +131,8 @@ def _out(document: Document, role: str) -> dict[str, Any]:
 def _readable(request: HttpRequest, doc_id: str) -> tuple[Document, str]:
     """A document the caller may read and their role, or 404."""
     user = _user(request)
+    role = check(user=user, document_id=doc_id, action=Action.READ)
     document = selectors.document_get(user=user, document_id=doc_id)
-    role = selectors.document_role(user=user, document_id=doc_id)
     if document is None or role is None:
         raise services.NotFound("no such document")
     return document, role
@@ -182,10 +183,9 @@ def rename_document(request: HttpRequest, doc_id: str, body: DocumentIn) -> Stat
 )
 def add_member(request: HttpRequest, doc_id: str, body: MemberIn) -> Status[dict[str, Any]]:
     """The owner shares the document with a user as editor or viewer."""
-    document, role = _readable(request, doc_id)
-    if role != Role.OWNER:
-        # Before the user lookup: a member who is not the owner learns nothing about usernames.
-        raise services.PermissionDenied("only the owner may share this document")
+    document, _ = _readable(request, doc_id)
+    # Before the user lookup: a member who is not the owner learns nothing about usernames.
+    check(user=_user(request), document_id=document.id, action=Action.SHARE)
     user = selectors.user_by_username(username=body.username)
     if user is None:
         return Status(400, {"detail": f"no user named {body.username!r}"})
@@ -204,9 +204,8 @@ def add_member(request: HttpRequest, doc_id: str, body: MemberIn) -> Status[dict
 )
 def remove_member(request: HttpRequest, doc_id: str, username: str) -> Status[Any]:
     """The owner unshares the document; the member's open sockets close (4403)."""
-    document, role = _readable(request, doc_id)
-    if role != Role.OWNER:
-        raise services.PermissionDenied("only the owner may unshare this document")
+    document, _ = _readable(request, doc_id)
+    check(user=_user(request), document_id=document.id, action=Action.SHARE)
     user = selectors.user_by_username(username=username)
     if user is None:
         raise services.NotFound(f"{username} is not a member of this document")

@@ -16,9 +16,6 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
-WRITE_ROLES = frozenset({Role.OWNER, Role.EDITOR})
-
-
 class Document(models.Model):
     """A collaboratively edited rich-text document; its content lives in the event log."""
 

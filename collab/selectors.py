@@ -14,6 +14,9 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from collab.models import ApiToken, Document, Membership, PresenceSession
+
+# The role itself is collab.permissions' to answer; callers have long found it here.
+from collab.permissions import document_role as document_role
 from collab.services import token_digest
 
 # "Last used" is kept to the minute: writing it on every connect would take SQLite's one
@@ -76,21 +79,6 @@ def _session_is_users(session_key: str, user: User) -> bool:
         return False
     stored = data.get(HASH_SESSION_KEY)
     return isinstance(stored, str) and constant_time_compare(stored, user.get_session_auth_hash())
-
-
-def document_role(*, user: User, document_id: uuid.UUID | str) -> str | None:
-    """The user's role on a document, or None for strangers and unknown documents."""
-    if not user.is_authenticated:
-        return None
-    try:
-        doc_uuid = uuid.UUID(str(document_id))
-    except ValueError:
-        return None
-    return (
-        Membership.objects.filter(document_id=doc_uuid, user_id=user.pk)
-        .values_list("role", flat=True)
-        .first()
-    )
 
 
 def member_role(*, user_id: int, document_id: uuid.UUID) -> str | None:

@@ -86,7 +86,7 @@ def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) 
     from django.urls import reverse
 
     from collab.models import Document
-    from collab.services import NotFound
+    from collab.permissions import NotAllowed, NotFound
     from events import history
     from events.selectors import document_head
     from tasks.services import export_request
@@ -130,7 +130,7 @@ def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) 
                 )
                 messages.success(request, f"Exporting #{seq} as PDF; it is listed under Exports.")
                 return redirect(reverse("admin:tasks_export_change", args=[export.pk]))
-        except (history.NotAllowed, NotFound, ValueError) as exc:
+        except (NotAllowed, NotFound, ValueError) as exc:
             messages.error(request, str(exc))
             return redirect(f"{here}?seq={seq}")
         messages.error(request, "unknown action")

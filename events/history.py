@@ -21,8 +21,9 @@ from django.db import transaction
 from django.db.models.functions import Length
 from pycrdt import Doc
 
-from collab.models import Document, Membership, Role, Version
+from collab.models import Document, Version
 from collab.notify import publish
+from collab.permissions import Action, check
 from collab.sync.attribution import Attribution, Change, attribute, authored_diff
 from collab.sync.restore import content_doc, restore_update
 from events.models import Event, EventKind, Snapshot
@@ -173,21 +174,6 @@ def checkpoints_fill(*, document_id: uuid.UUID, every: int | None = None) -> int
     return made
 
 
-def _may_write(document: Document, user: User, operator: bool) -> bool:
-    """Owners and editors may change a document; from the admin (`operator`), so may staff
-    allowed to change documents, acting as operators rather than members."""
-    role = (
-        Membership.objects.filter(document=document, user_id=user.pk)
-        .values_list("role", flat=True)
-        .first()
-    )
-    if role in (Role.OWNER, Role.EDITOR):
-        return True
-    return operator and bool(
-        user.is_active and user.is_staff and user.has_perm("collab.change_document")
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Burst:
     """Consecutive events by one author with no long pause between them."""
@@ -233,10 +219,6 @@ def document_bursts(
     return bursts
 
 
-class NotAllowed(PermissionError):
-    """The user may read the document but not do this."""
-
-
 def document_restore(
     *, document: Document, by: User, seq: int, operator: bool = False
 ) -> int | None:
@@ -245,8 +227,7 @@ def document_restore(
     None when the content already is that. Owners and editors may; the rooms with the document
     open apply the new event and relay it to everyone connected.
     """
-    if not _may_write(document, by, operator):
-        raise NotAllowed("only the owner and editors may restore this document")
+    check(user=by, document_id=document.id, action=Action.RESTORE, operator=operator)
     with transaction.atomic():
         # Lock the document first (SQLite: the IMMEDIATE begin already holds the write lock):
         # appenders wait, so the update is computed against the head it is appended after,
@@ -283,8 +264,7 @@ def version_create(
     *, document: Document, by: User, seq: int, label: str, operator: bool = False
 ) -> Version:
     """Name the document as it was after `seq`; owners and editors may."""
-    if not _may_write(document, by, operator):
-        raise NotAllowed("only the owner and editors may name versions of this document")
+    check(user=by, document_id=document.id, action=Action.RESTORE, operator=operator)
     label = label.strip()
     if not 1 <= len(label) <= 200:
         raise ValueError("a version's label has 1 to 200 characters")

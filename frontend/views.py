@@ -15,7 +15,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from collab import selectors, services
-from collab.models import Document, Role
+from collab.models import Document
+from collab.permissions import Action, NotAllowed, check, role_may
 from frontend.forms import ShareForm, TitleForm
 
 
@@ -31,6 +32,16 @@ def _readable(request: HttpRequest, doc_id: uuid.UUID) -> tuple[Document, str]:
     if document is None or role is None:
         raise Http404("no such document")
     return document, role
+
+
+def _may_share(request: HttpRequest, document: Document) -> bool:
+    """Whether the user may share the document; if not, the reason is shown on the next page."""
+    try:
+        check(user=_user(request), document_id=document.id, action=Action.SHARE)
+    except NotAllowed as exc:
+        messages.error(request, str(exc))
+        return False
+    return True
 
 
 def _form_errors(request: HttpRequest, form: TitleForm | ShareForm) -> None:
@@ -86,7 +97,8 @@ def editor_page(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
             "exportStatus": "/api/exports/",
         },
     }
-    members = selectors.document_members(document=document) if role == Role.OWNER else []
+    may_share = role_may(role, Action.SHARE)
+    members = selectors.document_members(document=document) if may_share else []
     return render(
         request,
         "frontend/editor.html",
@@ -94,8 +106,8 @@ def editor_page(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
             "document": document,
             "role": role,
             "config": config,
-            "may_rename": role in (Role.OWNER, Role.EDITOR),
-            "may_share": role == Role.OWNER,
+            "may_rename": role_may(role, Action.WRITE),
+            "may_share": may_share,
             "members": members,
             "rename_form": TitleForm(initial={"title": document.title}),
             "share_form": ShareForm(),
@@ -116,7 +128,7 @@ def document_rename_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpRespons
         services.document_rename(
             document=document, by=_user(request), title=form.cleaned_data["title"]
         )
-    except services.PermissionDenied as exc:
+    except NotAllowed as exc:
         messages.error(request, str(exc))
         return redirect("editor", doc_id=doc_id)
     messages.success(request, "Renamed.")
@@ -127,9 +139,8 @@ def document_rename_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpRespons
 @login_required
 def member_add_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
     """The owner shares the document with a user as editor or viewer."""
-    document, role = _readable(request, doc_id)
-    if role != Role.OWNER:  # before any username lookup: nothing to learn about who exists
-        messages.error(request, "Only the owner may share this document.")
+    document, _ = _readable(request, doc_id)
+    if not _may_share(request, document):  # before any username lookup: nothing to learn
         return redirect("editor", doc_id=doc_id)
     form = ShareForm(request.POST)
     if not form.is_valid():
@@ -144,7 +155,7 @@ def member_add_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
         membership = services.member_add(
             document=document, by=_user(request), user=user, role=form.cleaned_data["role"]
         )
-    except (services.PermissionDenied, ValueError) as exc:
+    except (NotAllowed, ValueError) as exc:
         messages.error(request, str(exc))
         return redirect("editor", doc_id=doc_id)
     messages.success(request, f"Shared with {username} as {membership.role}.")
@@ -155,16 +166,15 @@ def member_add_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
 @login_required
 def member_remove_view(request: HttpRequest, doc_id: uuid.UUID, username: str) -> HttpResponse:
     """The owner unshares the document; the member's open editors close."""
-    document, role = _readable(request, doc_id)
-    if role != Role.OWNER:
-        messages.error(request, "Only the owner may unshare this document.")
+    document, _ = _readable(request, doc_id)
+    if not _may_share(request, document):
         return redirect("editor", doc_id=doc_id)
     user = selectors.user_by_username(username=username)
     try:
         if user is None:
             raise services.NotFound(f"{username} is not a member of this document")
         services.member_remove(document=document, by=_user(request), user=user)
-    except (services.NotFound, services.PermissionDenied, ValueError) as exc:
+    except (services.NotFound, NotAllowed, ValueError) as exc:
         messages.error(request, str(exc))
         return redirect("editor", doc_id=doc_id)
     messages.success(request, f"{username} no longer has access.")

@@ -10,7 +10,7 @@ from ninja import Router, Schema
 from ninja.responses import Status
 from pydantic import Field
 
-from collab.selectors import document_role
+from collab.permissions import Action, document_role, role_may
 from collab.services import NotFound
 from tasks import services
 from tasks.models import Export, ExportStatus
@@ -57,7 +57,10 @@ def _readable_export(request: HttpRequest, export_id: str) -> Export:
     except ValueError as exc:
         raise NotFound("no such export") from exc
     export = Export.objects.filter(pk=pk).first()
-    if export is None or document_role(user=request.auth, document_id=export.document_id) is None:  # type: ignore[attr-defined]
+    user = request.auth  # type: ignore[attr-defined]
+    if export is None or not role_may(
+        document_role(user=user, document_id=export.document_id), Action.READ
+    ):
         raise NotFound("no such export")
     return export
 

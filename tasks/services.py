@@ -17,8 +17,7 @@ from pycrdt import Doc
 
 from collab.models import Document
 from collab.notify import publish
-from collab.selectors import document_get
-from collab.services import NotFound
+from collab.permissions import Action, NotFound, check
 from events.selectors import document_head, document_replay
 from tasks.models import DeadLetter, Export, ExportStatus, export_storage
 
@@ -60,13 +59,6 @@ def _announce(export: Export, kind: str) -> None:
     publish({"type": kind, "export": export_public(export)}, user_ids=[export.requested_by_id])
 
 
-def _may_see_all_documents(user: User) -> bool:
-    """Active staff allowed to view or change documents in the admin."""
-    return bool(user.is_active and user.is_staff) and (
-        user.has_perm("collab.view_document") or user.has_perm("collab.change_document")
-    )
-
-
 def export_request(
     *, user: User, document_id: uuid.UUID | str, at_seq: int | None, operator: bool = False
 ) -> Export:
@@ -75,9 +67,8 @@ def export_request(
     From the admin (`operator`), staff allowed to view or change documents (as the admin's
     own view permission reads) may export any of them.
     """
-    document = document_get(user=user, document_id=document_id)
-    if document is None and operator and _may_see_all_documents(user):
-        document = Document.objects.filter(pk=document_id).first()
+    check(user=user, document_id=document_id, action=Action.EXPORT, operator=operator)
+    document = Document.objects.filter(pk=document_id).first()
     if document is None:
         raise NotFound("no such document")
     head = document_head(document_id=document.id)

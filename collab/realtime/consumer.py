@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
-from collab.models import WRITE_ROLES
+from collab.permissions import Action, role_may
 from collab.realtime.answers import FullStateAnswers
 from collab.realtime.auth import TOKEN_ID
 from collab.realtime.codes import (
@@ -131,7 +131,7 @@ class DocumentConsumer(AsyncConsumer):
         document_id = uuid.UUID(raw_id)
         self.user_id = user.pk
         self.user_name = user.get_username()
-        self.can_write = role in WRITE_ROLES
+        self.can_write = role_may(role, Action.WRITE)
         self.answers = FullStateAnswers(
             interval=settings.PALIMPSEST_FULL_STATE_SECONDS,
             answer_step1=self._answer_step1,
@@ -304,7 +304,7 @@ class DocumentConsumer(AsyncConsumer):
         if role is None:
             await self.close_with(CLOSE_ACCESS_REMOVED, "your access to this document was removed")
             return
-        writable = role in WRITE_ROLES
+        writable = role_may(role, Action.WRITE)
         if self.can_write and not writable:
             # y-protocols' permission-denied: the browser app turns read-only and says why.
             await self.send_frame(encode_permission_denied("your role is now viewer"))

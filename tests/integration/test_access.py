@@ -181,3 +181,37 @@ async def test_a_removed_member_s_notification_watch_stops(connect: Connect, not
         lambda: publish({"type": "snapshot.compacted", "document": "x"}, document_id=document.id)
     )()
     assert await inbox.ws.receive_nothing(0.5)
+
+
+async def test_who_may_open_and_write_on_a_document_socket(connect: Connect) -> None:
+    """The socket's matrix: owner and editor write, a viewer reads, and strangers, staff (an
+    operator in the admin only) and anonymous visitors are refused at the handshake."""
+    from django.contrib.auth.models import Permission
+
+    owner, owner_token = await make_user("olga")
+    editor, editor_token = await make_user("ed")
+    viewer, viewer_token = await make_user("vi")
+    _, stranger_token = await make_user("eve")
+    staff, staff_token = await make_user("sam")
+
+    def make_staff() -> None:
+        staff.is_staff = True
+        staff.save()
+        staff.user_permissions.add(Permission.objects.get(codename="change_document"))
+
+    await database_sync_to_async(make_staff)()
+    document = await make_document(owner, editors=(editor,), viewers=(viewer,))
+    for token in (stranger_token, staff_token, None):
+        await connect(document.id, token, expect=False)
+    for name, token, writes in (
+        ("olga", owner_token, True),
+        ("ed", editor_token, True),
+        ("vi", viewer_token, False),
+    ):
+        peer = await connect(document.id, token)
+        before = await logged_count(document)
+        await peer.y.insert(0, name)
+        await peer.pump()
+        assert (await logged_count(document) == before + 1) is writes, name
+        assert bool(peer.y.denied) is not writes, name
+        await peer.close()

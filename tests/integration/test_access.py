@@ -215,3 +215,27 @@ async def test_who_may_open_and_write_on_a_document_socket(connect: Connect) -> 
         assert (await logged_count(document) == before + 1) is writes, name
         assert bool(peer.y.denied) is not writes, name
         await peer.close()
+
+
+async def test_changing_the_password_closes_other_browser_sessions_sockets(
+    connect: Connect,
+) -> None:
+    from django.test import Client
+
+    alice, _ = await make_user("alice")
+    document = await make_document(alice)
+    browser = Client()
+    assert await database_sync_to_async(browser.login)(username="alice", password="pw-alice")
+    headers = [
+        (b"origin", b"http://127.0.0.1:8000"),
+        (b"cookie", f"sessionid={browser.cookies['sessionid'].value}".encode()),
+    ]
+    page = await connect(document.id, headers=headers)
+
+    def change_password() -> None:
+        alice.set_password("a-new-secret-9")
+        alice.save()
+
+    await database_sync_to_async(change_password)()
+    await _until(lambda: page.closed is not None, page)
+    assert page.closed is not None and page.closed["code"] == 4403

@@ -73,8 +73,8 @@ async def test_a_batch_that_keeps_failing_is_reported_and_later_ones_go_on() -> 
     assert relayed == ["a", "b"]
 
 
-async def test_a_full_queue_makes_senders_wait() -> None:
-    gate = threading.Event()
+def _gated(gate: threading.Event, **limits: int) -> Appender[int]:
+    """An appender whose writes wait for `gate`, with these queue limits."""
 
     def write(batch: Sequence[int]) -> list[int]:
         gate.wait(5)
@@ -86,9 +86,12 @@ async def test_a_full_queue_makes_senders_wait() -> None:
     async def on_failed(batch: Sequence[int], exc: BaseException) -> None:
         return None
 
-    appender: Appender[int] = Appender(
-        write=write, on_durable=on_durable, on_failed=on_failed, batch_max=1, queue_max=2
-    )
+    return Appender(write=write, on_durable=on_durable, on_failed=on_failed, batch_max=1, **limits)
+
+
+async def test_a_full_queue_makes_senders_wait() -> None:
+    gate = threading.Event()
+    appender = _gated(gate, queue_max=2)
     for item in range(3):  # one in flight, two queued
         await appender.submit(item)
     blocked = asyncio.ensure_future(appender.submit(99))
@@ -101,25 +104,7 @@ async def test_a_full_queue_makes_senders_wait() -> None:
 
 async def test_queued_bytes_are_bounded_too_but_one_large_item_always_fits() -> None:
     gate = threading.Event()
-
-    def write(batch: Sequence[int]) -> list[int]:
-        gate.wait(5)
-        return list(batch)
-
-    async def on_durable(batch: Sequence[int], seqs: list[int]) -> None:
-        return None
-
-    async def on_failed(batch: Sequence[int], exc: BaseException) -> None:
-        return None
-
-    appender: Appender[int] = Appender(
-        write=write,
-        on_durable=on_durable,
-        on_failed=on_failed,
-        batch_max=1,
-        queue_max=1000,
-        queue_max_bytes=100,
-    )
+    appender = _gated(gate, queue_max=1000, queue_max_bytes=100)
     await appender.submit(0, 10)  # taken at once: in flight
     await asyncio.sleep(0.05)
     await appender.submit(1, 500)  # over the byte bound alone, but an empty queue takes it

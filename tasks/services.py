@@ -254,19 +254,29 @@ def dead_letter_record(
     return DeadLetter.objects.create(
         task_id=task_id,
         task_name=task_name,
-        args=_jsonable(args),
-        kwargs=_jsonable(kwargs),
+        args=task_args_for_logs(args),
+        kwargs=task_args_for_logs(kwargs),
         exception=exception[:4000],
         traceback=traceback[-20000:],
     )
 
 
-def _jsonable(value: Any) -> Any:
-    """Task arguments as JSON (they arrived as JSON; anything else becomes its repr)."""
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value if not isinstance(value, str) else value[:2000]
+# Longer strings in task arguments are content (an export step passes the document's state
+# and HTML along the chain), which belongs in no log and no dead letter.
+_ID_MAX_CHARS = 64
+
+
+def task_args_for_logs(value: Any) -> Any:
+    """Task arguments with content left out: ids and numbers stay, longer strings are replaced
+    by their length (they arrived as JSON; anything else becomes its type's name)."""
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    if isinstance(value, str):
+        if len(value) <= _ID_MAX_CHARS and value.isprintable() and " " not in value:
+            return value
+        return f"<{len(value)} characters left out>"
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [task_args_for_logs(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return repr(value)[:2000]
+        return {str(k): task_args_for_logs(v) for k, v in value.items()}
+    return f"<{type(value).__name__} left out>"

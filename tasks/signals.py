@@ -1,4 +1,5 @@
-"""Every task failure is logged with its id and arguments and kept as a dead letter."""
+"""Every task failure is logged with its id, its arguments without content, and its error, and
+kept as a dead letter."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from celery.signals import task_failure
 
-from tasks.services import dead_letter_record
+from tasks.services import dead_letter_record, task_args_for_logs
 
 logger = logging.getLogger("tasks.failures")
 
@@ -26,7 +27,12 @@ def on_task_failure(
     """Log the failure and record it where an admin sees it (sent after the last retry)."""
     name = getattr(sender, "name", repr(sender))
     logger.error(
-        "task %s [%s] failed: %r args=%r kwargs=%r", name, task_id, exception, args, kwargs
+        "task %s [%s] failed: %r args=%r kwargs=%r",
+        name,
+        task_id,
+        exception,
+        task_args_for_logs(list(args or [])),
+        task_args_for_logs(dict(kwargs or {})),
     )
     try:
         dead_letter_record(

@@ -183,7 +183,12 @@ async def test_an_export_pinned_to_an_old_seq_shows_the_old_text(
 
 
 async def test_a_renderer_error_marks_the_export_failed_with_its_reason(
-    connect: Connect, worker: Any, notes: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+    connect: Connect,
+    worker: Any,
+    notes: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The fault is injected into this process, so the renderer must run here too.
     settings.PALIMPSEST_EXPORT_RENDER_IN_CHILD = False
@@ -214,6 +219,12 @@ async def test_a_renderer_error_marks_the_export_failed_with_its_reason(
     letter = await database_sync_to_async(DeadLetter.objects.get)()
     assert letter.task_name == "tasks.tasks.export_render_pdf"
     assert export["id"] in letter.args and "RenderError" in letter.exception
+    # The step's HTML (the document itself) is in neither the dead letter nor the log.
+    assert calls and "<" in calls[0]
+    kept = repr(letter.args) + repr(letter.kwargs)
+    assert "<html" not in kept and "characters left out" in kept
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "tasks.failures")
+    assert "failed" in logged and "<html" not in logged and export["id"] in logged
 
 
 async def test_a_transient_failure_is_retried(

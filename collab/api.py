@@ -17,6 +17,7 @@ from pydantic import Field
 from collab import selectors, services
 from collab.models import Document
 from collab.permissions import Action, NotAllowed, check
+from collab.text import PrintableStr
 
 
 class BearerToken(HttpBearer):
@@ -68,7 +69,7 @@ def _not_found(request: HttpRequest, exc: services.NotFound) -> HttpResponse:
 class DocumentIn(Schema):
     """A new document."""
 
-    title: str = Field(min_length=1, max_length=200)
+    title: PrintableStr = Field(min_length=1, max_length=200)
 
 
 class DocumentOut(Schema):
@@ -85,7 +86,7 @@ class DocumentOut(Schema):
 class MemberIn(Schema):
     """Share a document with a user."""
 
-    username: str = Field(min_length=1, max_length=150)
+    username: PrintableStr = Field(min_length=1, max_length=150)
     role: Literal["editor", "viewer"]
 
 

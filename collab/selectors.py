@@ -18,6 +18,7 @@ from collab.models import ApiToken, Document, Membership, PresenceSession
 # The role itself is collab.permissions' to answer; callers have long found it here.
 from collab.permissions import document_role as document_role
 from collab.services import token_digest
+from collab.text import is_printable_text
 
 # "Last used" is kept to the minute: writing it on every connect would take SQLite's one
 # write lock away from the event log each time someone joins a document.
@@ -105,7 +106,9 @@ def document_get(*, user: User, document_id: uuid.UUID | str) -> Document | None
 
 
 def user_by_username(*, username: str) -> User | None:
-    """An active user by username, or None."""
+    """An active user by username, or None (also for a name no user can have)."""
+    if not is_printable_text(username):
+        return None  # PostgreSQL would refuse a NUL in the query itself
     return get_user_model().objects.filter(username=username, is_active=True).first()
 
 

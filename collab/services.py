@@ -17,6 +17,7 @@ from collab.models import ApiToken, Document, Membership, PresenceSession, Role
 from collab.notify import publish
 from collab.permissions import Action, check
 from collab.permissions import NotFound as NotFound  # callers have long found it here
+from collab.text import printable_text
 
 
 def token_digest(token: str) -> str:
@@ -34,7 +35,7 @@ def token_issue(*, user: User) -> str:
 @transaction.atomic
 def document_create(*, owner: User, title: str) -> Document:
     """Create a document owned by `owner`."""
-    document = Document.objects.create(owner=owner, title=title)
+    document = Document.objects.create(owner=owner, title=printable_text(title, what="a title"))
     Membership.objects.create(document=document, user=owner, role=Role.OWNER)
     return document
 
@@ -45,7 +46,7 @@ TITLE_MAX = 200
 def document_rename(*, document: Document, by: User, title: str) -> Document:
     """Give `document` a new title; its owner and editors may."""
     check(user=by, document_id=document.id, action=Action.WRITE)
-    title = title.strip()
+    title = printable_text(title.strip(), what="a title")
     if not 1 <= len(title) <= TITLE_MAX:
         raise ValueError(f"a title has 1 to {TITLE_MAX} characters")
     document.title = title

@@ -18,6 +18,7 @@ from pydantic import Field
 from collab import selectors
 from collab.models import Document
 from collab.services import NotFound
+from collab.text import PrintableStr
 from events import history
 from events.selectors import document_head
 
@@ -135,7 +136,7 @@ class VersionIn(Schema):
     """Name the document as it was after `seq`."""
 
     seq: int = Field(ge=0)
-    label: str = Field(min_length=1, max_length=200)
+    label: PrintableStr = Field(min_length=1, max_length=200)
 
 
 class VersionOut(Schema):

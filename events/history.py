@@ -26,6 +26,7 @@ from collab.notify import publish
 from collab.permissions import Action, check
 from collab.sync.attribution import Attribution, Change, attribute, authored_diff
 from collab.sync.restore import content_doc, restore_update
+from collab.text import printable_text
 from events.models import Event, EventKind, Snapshot
 from events.selectors import document_head, document_replay
 from events.services import NewEvent, event_append_batch, snapshot_compact
@@ -265,7 +266,7 @@ def version_create(
 ) -> Version:
     """Name the document as it was after `seq`; owners and editors may."""
     check(user=by, document_id=document.id, action=Action.RESTORE, operator=operator)
-    label = label.strip()
+    label = printable_text(label.strip(), what="a version's label")
     if not 1 <= len(label) <= 200:
         raise ValueError("a version's label has 1 to 200 characters")
     return Version.objects.create(

@@ -228,3 +228,16 @@ def test_api_rename_has_the_same_rules() -> None:
     assert patch(olga, {"title": "   "}).status_code == 400
     document.refresh_from_db()
     assert document.title == "Renamed"
+
+
+def test_forms_refuse_control_characters_with_a_message() -> None:
+    olga, client = _client("olga")
+    for bad in ("\x00", "a\x07b", "esc\x1b[31m"):
+        response = _post(client, "/docs/new", {"title": bad})
+        assert response.status_code == 302
+        assert "control characters" in client.get("/").content.decode()
+    assert not Document.objects.filter(owner=olga).exists()
+    document = document_create(owner=olga, title="Plan")
+    page = f"/docs/{document.id}"
+    _post(client, f"{page}/members", {"username": "bo\x00b", "role": "viewer"}, page)
+    assert "control characters" in client.get(page).content.decode()

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from collab.services import token_issue
+from collab.text import printable_text
 
 
 class Command(BaseCommand):
@@ -23,6 +24,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, username: str, create: bool, **options: Any) -> None:
         """Issue the token."""
         model = get_user_model()
+        try:
+            printable_text(username, what="a username")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         user = model.objects.filter(username=username).first()
         if user is None:
             if not create:

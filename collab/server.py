@@ -6,11 +6,20 @@ import asyncio
 import atexit
 import gc
 import importlib
+import ipaddress
+import os
 import sys
+
+from django.conf import settings
 
 
 def main(argv: list[str]) -> None:
     """Make new event loops uvloop ones, then hand the command line to daphne (with our hooks)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collab.settings")
+    refusal = public_key_refusal(argv)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        raise SystemExit(2)
     try:
         import uvloop
     except ImportError:  # platforms without uvloop serve on the stock loop
@@ -28,6 +37,41 @@ def main(argv: list[str]) -> None:
     CommandLine().run(argv)
 
 
+def public_key_refusal(argv: list[str]) -> str | None:
+    """Why this server must not start (the public development SECRET_KEY on an address others
+    can reach, with DEBUG off), or None."""
+    host = _bind_address(argv)
+    if settings.DEBUG or settings.SECRET_KEY != settings.DEVELOPMENT_SECRET_KEY:
+        return None
+    if host == "localhost" or _is_loopback(host):
+        return None
+    return (
+        f"refusing to serve {host} with the public development SECRET_KEY: anyone could forge "
+        "sessions and CSRF tokens. Set SECRET_KEY to a long random value, e.g. "
+        "`export SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\"`"
+        ", or bind to 127.0.0.1 for local use."
+    )
+
+
+def _bind_address(argv: list[str]) -> str:
+    """The address daphne will bind (-b/--bind; its default is 127.0.0.1)."""
+    host = "127.0.0.1"
+    for i, arg in enumerate(argv):
+        if arg in ("-b", "--bind") and i + 1 < len(argv):
+            host = argv[i + 1]
+        elif arg.startswith("--bind="):
+            host = arg.split("=", 1)[1]
+    return host
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether an address is this machine's loopback."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _freeze_startup_heap() -> None:
     """Load the app, then keep what is allocated so far out of the cyclic collector's sight.
 
@@ -42,8 +86,6 @@ def _freeze_startup_heap() -> None:
 
 def _start_embedded_background_work() -> None:
     """Without Redis, run the Celery worker and beat on threads of this process."""
-    from django.conf import settings
-
     if not settings.CELERY_EMBEDDED:
         return  # `celery -A collab worker` and `celery -A collab beat` run on their own
     from collab import embedded

@@ -27,8 +27,10 @@ def _env_int(name: str, default: int) -> int:
 
 
 DEBUG = _env_bool("DEBUG", False)
-# A fixed development key is only acceptable when nothing says this is production.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "palimpsest-insecure-development-key-change-me"
+# A fixed development key is public: `collab.server` refuses to serve anything but loopback
+# with it unless DEBUG is on (see `PUBLIC_DEVELOPMENT_KEY`).
+DEVELOPMENT_SECRET_KEY = "palimpsest-insecure-development-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = [
     h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 ]
@@ -45,6 +47,22 @@ CSRF_TRUSTED_ORIGINS = [
     if o.strip()
 ]
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+# -- HTTPS in production (README, "Production settings"); all off by default, for local HTTP.
+# Cookies only over HTTPS.
+SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = _env_bool("CSRF_COOKIE_SECURE", False)
+# Tell browsers to use HTTPS only, for this long (0: no Strict-Transport-Security header).
+SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", False)
+# The load balancer's health check speaks plain HTTP to the process.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Behind a TLS-terminating proxy: "HEADER=value", e.g. "HTTP_X_FORWARDED_PROTO=https". Only set
+# it when the proxy always sets (or strips) that header, or clients could claim HTTPS.
+_proxy_ssl = os.environ.get("SECURE_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl.split("=", 1)) if "=" in _proxy_ssl else None
 
 INSTALLED_APPS = [
     "daphne",

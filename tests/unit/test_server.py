@@ -46,3 +46,40 @@ def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen_and_our_si
     assert isinstance(seen["policy"], uvloop.EventLoopPolicy)
     assert seen["frozen"] > 10_000
     assert seen["bg"] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "debug", "key", "refused"),
+    [
+        (["-b", "0.0.0.0", "app"], False, None, True),
+        (["--bind=192.0.2.7", "app"], False, None, True),
+        (["-b", "::", "app"], False, None, True),
+        (["-b", "127.0.0.1", "app"], False, None, False),
+        (["-b", "localhost", "app"], False, None, False),
+        (["-b", "[::1]", "app"], False, None, False),
+        (["app"], False, None, False),  # daphne's default is 127.0.0.1
+        (["-b", "0.0.0.0", "app"], True, None, False),
+        (["-b", "0.0.0.0", "app"], False, "a-real-secret-" + "x" * 40, False),
+    ],
+)
+def test_the_public_development_key_is_refused_on_a_reachable_address(
+    settings: Any, argv: list[str], debug: bool, key: str | None, refused: bool
+) -> None:
+    settings.DEBUG = debug
+    settings.SECRET_KEY = key or settings.DEVELOPMENT_SECRET_KEY
+    refusal = server.public_key_refusal(argv)
+    assert (refusal is not None) is refused
+    if refused:
+        assert "SECRET_KEY" in str(refusal) and "secrets.token_urlsafe" in str(refusal)
+
+
+def test_main_exits_before_serving_with_the_public_key(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.DEBUG = False
+    settings.SECRET_KEY = settings.DEVELOPMENT_SECRET_KEY
+    monkeypatch.setattr(server, "_freeze_startup_heap", lambda: pytest.fail("it started"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-b", "0.0.0.0", "-p", "8001", "collab.asgi:application"])
+    assert exit_info.value.code == 2
+    assert "refusing to serve 0.0.0.0" in capsys.readouterr().err

@@ -243,17 +243,26 @@ def revoke_token(request: HttpRequest, token_id: int) -> Status[None]:
     return Status(204, None)
 
 
+def _retry_later(request: HttpRequest, exc: Any) -> HttpResponse:
+    """Not now (replays or exports at their bound): 429, and when to come back."""
+    response = api.create_response(request, {"detail": str(exc)}, status=429)
+    response["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 def _mount_routers() -> None:
     """Endpoints that live with their own app."""
-    from events.api import busy, no_such_seq
+    from events.api import no_such_seq
     from events.api import router as history_router
     from events.history import Busy, NoSuchSeq
     from tasks.api import router as exports_router
+    from tasks.services import TooManyExports
 
     api.add_router("/", exports_router)
     api.add_router("/", history_router)
-    api.exception_handler(Busy)(busy)
+    api.exception_handler(Busy)(_retry_later)
     api.exception_handler(NoSuchSeq)(no_such_seq)
+    api.exception_handler(TooManyExports)(_retry_later)
 
 
 _mount_routers()

@@ -244,6 +244,9 @@ PALIMPSEST_HISTORY_REPLAYS = _env_int("PALIMPSEST_HISTORY_REPLAYS", 2)
 PALIMPSEST_EXPORT_KEEP_SECONDS = _env_int("PALIMPSEST_EXPORT_KEEP_SECONDS", 24 * 3600)
 # Exports are stored here (a Django storage location; the admin and the API serve them).
 PALIMPSEST_EXPORT_DIR = Path(os.environ.get("PALIMPSEST_EXPORT_DIR", VAR_DIR / "exports"))
+# Exports one user may have pending or running at once; more are a 429 with Retry-After (one
+# reader's burst of requests would otherwise queue ahead of everyone else's export).
+PALIMPSEST_EXPORTS_PER_USER = _env_int("PALIMPSEST_EXPORTS_PER_USER", 3)
 # Largest document an export renders, in characters: WeasyPrint's time and memory grow with it.
 PALIMPSEST_EXPORT_MAX_CHARS = _env_int("PALIMPSEST_EXPORT_MAX_CHARS", 2_000_000)
 

@@ -171,15 +171,6 @@ def no_such_seq(request: HttpRequest, exc: history.NoSuchSeq) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc)}, status=400)
 
 
-def busy(request: HttpRequest, exc: history.Busy) -> HttpResponse:
-    """Too many long replays at once here: 429, and when to come back."""
-    from collab.api import api
-
-    response = api.create_response(request, {"detail": str(exc)}, status=429)
-    response["Retry-After"] = str(exc.retry_after_s)
-    return response
-
-
 def _version_out(version: Any) -> dict[str, Any]:
     """A version's public shape."""
     return {

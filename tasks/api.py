@@ -67,7 +67,7 @@ def _readable_export(request: HttpRequest, export_id: str) -> Export:
 
 @router.post(
     "/docs/{doc_id}/exports",
-    response={202: ExportOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
+    response={202: ExportOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut},
 )
 def start_export(request: HttpRequest, doc_id: str, body: ExportIn) -> Status[dict[str, Any]]:
     """Start a PDF export of the document (now, or as it was after event `at`)."""
@@ -77,6 +77,8 @@ def start_export(request: HttpRequest, doc_id: str, body: ExportIn) -> Status[di
             document_id=doc_id,
             at_seq=body.at,
         )
+    except services.TooManyExports:
+        raise  # 429 with Retry-After (collab/api.py)
     except ValueError as exc:
         return Status(400, {"detail": str(exc)})
     return Status(202, services.export_public(export))

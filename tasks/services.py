@@ -59,6 +59,13 @@ def _announce(export: Export, kind: str) -> None:
     publish({"type": kind, "export": export_public(export)}, user_ids=[export.requested_by_id])
 
 
+class TooManyExports(ValueError):
+    """The user already has as many exports pending or running as they may."""
+
+    # Seconds after which trying again is worth it: about one render.
+    retry_after_s = 10
+
+
 def export_request(
     *, user: User, document_id: uuid.UUID | str, at_seq: int | None, operator: bool = False
 ) -> Export:
@@ -77,6 +84,17 @@ def export_request(
     elif not 0 <= at_seq <= head:
         raise ValueError(f"at must be between 0 and {head}, the latest seq")
     with transaction.atomic():
+        # The user's row, locked, serialises their concurrent requests for the count below.
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        limit = settings.PALIMPSEST_EXPORTS_PER_USER
+        unfinished = Export.objects.filter(
+            requested_by=user, status__in=(ExportStatus.PENDING, ExportStatus.RUNNING)
+        ).count()
+        if unfinished >= limit:
+            raise TooManyExports(
+                f"you have {unfinished} exports in progress (at most {limit}); "
+                "try again when one is done"
+            )
         export = Export.objects.create(document=document, requested_by=user, at_seq=at_seq)
         export_id = str(export.id)
         # The worker must find the row: queue the chain only once it is committed.

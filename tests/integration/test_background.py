@@ -471,3 +471,24 @@ async def test_a_stale_session_is_purged_and_its_collaborators_told(
     ]
     assert removals and removals[-1].state is None
     await watcher.close()
+
+
+async def test_a_user_may_have_only_so_many_exports_in_progress(settings: Any) -> None:
+    """A reader's burst is cut at the cap with 429 and Retry-After; others still export.
+    (No worker runs here, so every accepted export stays pending.)"""
+    settings.PALIMPSEST_EXPORTS_PER_USER = 3
+    alice, alice_token = await make_user("alice")
+    vera, vera_token = await make_user("vera")
+    document = await make_document(alice, viewers=(vera,))
+    statuses = [(await _request_export(vera_token, document.id)).status_code for _ in range(5)]
+    assert statuses == [202, 202, 202, 429, 429]
+    refused = await _request_export(vera_token, document.id)
+    assert refused.headers["Retry-After"] == "10"
+    assert "3 exports in progress" in refused.json()["detail"]
+    assert (await _request_export(alice_token, document.id)).status_code == 202
+    # One of hers finishes: she may export again.
+    await database_sync_to_async(
+        lambda: Export.objects.filter(requested_by=vera).update(status="failed")
+    )()
+    assert (await _request_export(vera_token, document.id)).status_code == 202
+    assert await database_sync_to_async(Export.objects.filter(requested_by=vera).count)() == 4

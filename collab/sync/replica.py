@@ -69,8 +69,6 @@ class Replica:
         # Updates applied while a dependency was missing (see `_integrate`).
         self._parked: list[_Parked] = []
         self.parked_bytes = 0
-        # Set when yrs may hold part of a refused update: the room rebuilds this replica.
-        self.tainted = False
         self._subscription = self.doc.observe(self._on_transaction)
 
     def _on_transaction(self, event: TransactionEvent) -> None:
@@ -94,7 +92,6 @@ class Replica:
         self._subscription = self.doc.observe(self._on_transaction)
         self._parked = []
         self.parked_bytes = 0
-        self.tainted = False
         self.load(updates)
 
     def apply(self, update: bytes) -> bool:
@@ -123,12 +120,10 @@ class Replica:
         except RuntimeError as exc:
             # Refused while integrating (e.g. "block parent must be deleted or shared ref
             # type"): some of it may be in the document already.
-            self.tainted = True
             raise ReplicaTainted(f"invalid Yjs update: {exc}") from exc
         except BaseException as exc:
             if not is_yrs_panic(exc):
                 raise
-            self.tainted = True
             raise ReplicaTainted("invalid Yjs update: the CRDT library failed on it") from None
         changed = self._changed
         if changed and self._parked:
@@ -142,7 +137,7 @@ class Replica:
             len(self._parked) + 1 > self.parked_limits.max_updates
             or self.parked_bytes + len(update) > self.parked_limits.max_bytes
         ):
-            self.tainted = True  # yrs holds its parked structs; only a rebuild forgets them
+            # yrs holds its parked structs already; only a rebuild forgets them.
             raise ReplicaTainted("too many updates waiting on missing ones")
         self._park(update)
         return True

@@ -69,7 +69,7 @@ def connection_role(
         return None
     if session_key is not None and not _session_is_users(session_key, user):
         return None
-    return member_role(user_id=user_id, document_id=document_id)
+    return document_role(user=user, document_id=document_id)
 
 
 def _session_is_users(session_key: str, user: User) -> bool:
@@ -80,15 +80,6 @@ def _session_is_users(session_key: str, user: User) -> bool:
         return False
     stored = data.get(HASH_SESSION_KEY)
     return isinstance(stored, str) and constant_time_compare(stored, user.get_session_auth_hash())
-
-
-def member_role(*, user_id: int, document_id: uuid.UUID) -> str | None:
-    """An active user's role on a document now (None: not a member, or deactivated)."""
-    return (
-        Membership.objects.filter(document_id=document_id, user_id=user_id, user__is_active=True)
-        .values_list("role", flat=True)
-        .first()
-    )
 
 
 def document_list(*, user: User) -> QuerySet[Document]:

@@ -245,18 +245,19 @@ class DocumentConsumer(AsyncConsumer):
 
         # Bounds first, before anything is recorded: a state's size, and how many client ids
         # one connection speaks for (each is a caret every member is sent).
+        decoded = decode_awareness(
+            payload, max_state_bytes=settings.PALIMPSEST_AWARENESS_STATE_BYTES
+        )
         claimed = {
             e.client_id
-            for e in decode_awareness(
-                payload, max_state_bytes=settings.PALIMPSEST_AWARENESS_STATE_BYTES
-            )
+            for e in decoded
             if e.state is not None and e.client_id not in owners and may_speak_for(e.client_id)
         }
         owned = sum(1 for owner in owners.values() if owner is self)
         if owned + len(claimed) > settings.PALIMPSEST_AWARENESS_CLIENTS_MAX:
             raise ProtocolError("too many awareness client ids on one connection")
         entries, update = room.replica.apply_awareness(
-            payload, self, may_speak_for, user_name=self.user_name
+            payload, self, may_speak_for, user_name=self.user_name, decoded=decoded
         )
         if update is None:
             return

@@ -207,6 +207,7 @@ class Replica:
         origin: object,
         may_speak_for: Callable[[int], bool],
         user_name: str | None = None,
+        decoded: list[AwarenessEntry] | None = None,
     ) -> tuple[list[AwarenessEntry], bytes | None]:
         """Apply the entries a client may speak for; those entries and the update to relay.
 
@@ -215,8 +216,10 @@ class Replica:
         owns are dropped here so nobody can rename or erase someone else's caret.
         With `user_name`, each state's `user.name` (the name carets and who-is-here lists
         show) is set to it, so nobody can appear under someone else's name.
+        `decoded`: the caller's `decode_awareness(payload)`, so it is not decoded twice.
         """
-        entries = decode_awareness(payload)  # strict check first: pycrdt trusts its input
+        # Strict check first: pycrdt trusts its input.
+        entries = decode_awareness(payload) if decoded is None else decoded
         kept = [entry for entry in entries if may_speak_for(entry.client_id)]
         if not kept:
             return [], None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import uuid
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -95,31 +97,76 @@ def export_request(
                 f"you have {unfinished} exports in progress (at most {limit}); "
                 "try again when one is done"
             )
-        export = Export.objects.create(document=document, requested_by=user, at_seq=at_seq)
-        export_id = str(export.id)
-        # The worker must find the row: queue the chain only once it is committed.
-        transaction.on_commit(lambda: _start_chain(export_id))
+        export = Export.objects.create(
+            document=document, requested_by=user, at_seq=at_seq, stage=WAITING, turn=unfinished
+        )
+        # It waits its turn (exports_dispatch), which is decided once the row is committed.
+        transaction.on_commit(exports_dispatch, robust=True)
     return export
 
 
+# The stage of an export that waits for a free slot, and of one handed to the workers.
+WAITING = "waiting for its turn"
+STARTING = "starting"
+# One dispatch at a time in this process (SQLite has no row locks; PostgreSQL's serialise
+# dispatches from different processes).
+_dispatching = threading.Lock()
+
+
+def exports_dispatch() -> int:
+    """Hand waiting exports to the workers while fewer than PALIMPSEST_EXPORTS_AT_ONCE run.
+
+    Fairly: a free slot goes to the waiting export with the lowest turn (a user's first
+    unfinished ask is turn 0, the next 1, ...), oldest first among equals. So a user's export
+    waits for the renders already running, not for another user's queued burst. Only
+    dispatched exports are in the broker's queue, which is first come, first served.
+    Returns how many were dispatched.
+    """
+    with _dispatching, transaction.atomic():
+        # Locking every unfinished row (a few per user) makes concurrent dispatchers take turns.
+        unfinished = list(
+            Export.objects.select_for_update()
+            .filter(status__in=(ExportStatus.PENDING, ExportStatus.RUNNING))
+            .order_by("turn", "created_at", "id")
+        )
+        running = sum(1 for e in unfinished if e.status == ExportStatus.RUNNING)
+        free = max(0, settings.PALIMPSEST_EXPORTS_AT_ONCE - running)
+        chosen = [e for e in unfinished if e.status == ExportStatus.PENDING][:free]
+        for export in chosen:
+            export.status = ExportStatus.RUNNING
+            export.stage = STARTING
+            export.save(update_fields=["status", "stage"])
+            _announce(export, "export.progress")
+            # The worker must find the row as dispatched: queue the chain once it is committed.
+            transaction.on_commit(partial(_start_chain, str(export.id)))
+    return len(chosen)
+
+
 def _start_chain(export_id: str) -> None:
-    """Queue the export's chain of tasks."""
+    """Queue the export's chain of tasks; if the broker refuses, the export waits again."""
     from tasks.tasks import export_chain
 
-    export_chain(export_id).apply_async()
+    try:
+        export_chain(export_id).apply_async()
+    except Exception:
+        # Left running, it would hold its slot with no chain to finish it; waiting, the
+        # next dispatch (beat's, at the latest) queues it again.
+        logger.exception("queueing export %s failed; it waits for the next dispatch", export_id)
+        Export.objects.filter(pk=export_id, status=ExportStatus.RUNNING, attempts=0).update(
+            status=ExportStatus.PENDING, stage=WAITING
+        )
 
 
 def export_resume_unfinished() -> int:
-    """Queue again the exports whose chain was lost (an in-memory broker dies with its process)."""
+    """Queue again the chains of exports that were running when the previous server stopped
+    (an in-memory broker dies with its process), then dispatch waiting ones; how many."""
     ids = [
         str(pk)
-        for pk in Export.objects.filter(
-            status__in=[ExportStatus.PENDING, ExportStatus.RUNNING]
-        ).values_list("pk", flat=True)
+        for pk in Export.objects.filter(status=ExportStatus.RUNNING).values_list("pk", flat=True)
     ]
     for export_id in ids:
         _start_chain(export_id)
-    return len(ids)
+    return len(ids) + exports_dispatch()
 
 
 def _progress(export: Export, *, stage: str, progress: int) -> None:
@@ -197,7 +244,7 @@ def export_render_pdf(*, export_id: str, html: str | None) -> str | None:
     if settings.PALIMPSEST_EXPORT_RENDER_IN_CHILD:
         from tasks.render.isolated import html_to_pdf_isolated
 
-        pdf = html_to_pdf_isolated(html)
+        pdf = html_to_pdf_isolated(html, limit_s=render_limit_s())
     else:
         pdf = renderer.html_to_pdf(html)
     storage = export_storage()
@@ -206,6 +253,12 @@ def export_render_pdf(*, export_id: str, html: str | None) -> str | None:
         storage.delete(staged)
     storage.save(staged, ContentFile(pdf))
     return staged
+
+
+def render_limit_s() -> float:
+    """How long one render may take: Celery's soft limit (its hard one, if that is shorter)."""
+    limits = [settings.CELERY_TASK_SOFT_TIME_LIMIT, settings.CELERY_TASK_TIME_LIMIT]
+    return float(min(limit for limit in limits if limit) if any(limits) else 24 * 3600)
 
 
 def export_store(*, export_id: str, staged: str | None) -> None:
@@ -235,6 +288,8 @@ def export_store(*, export_id: str, staged: str | None) -> None:
         )
         export.save()
         _announce(export, "export.done")
+        # Its slot is free: the next waiting export's turn.
+        transaction.on_commit(exports_dispatch, robust=True)
     storage.delete(staged)
 
 
@@ -249,6 +304,7 @@ def export_fail(*, export_id: str, reason: str) -> None:
         export.finished_at = timezone.now()
         export.save(update_fields=["status", "error", "finished_at"])
         _announce(export, "export.failed")
+        transaction.on_commit(exports_dispatch, robust=True)
 
 
 def exports_expire(*, now: Any = None) -> int:

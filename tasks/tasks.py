@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task, chain, group, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -18,6 +18,7 @@ from events.history import checkpoints_fill
 from events.selectors import documents_to_compact
 from events.services import snapshot_compact
 from tasks import services
+from tasks.render.errors import RenderError, RendererStopped
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,7 @@ class ExportStep(Task):
 def _reason(exc: BaseException) -> str:
     """A failure as an export's owner should read it."""
     if isinstance(exc, SoftTimeLimitExceeded):
-        return "rendering took too long"
-    from tasks.render.pdf import RenderError
-
+        return f"rendering took longer than {services.render_limit_s():g} s, the limit"
     if isinstance(exc, RenderError | services.ExportFailed):
         return str(exc) or type(exc).__name__
     if isinstance(exc, TRANSIENT):
@@ -77,7 +76,12 @@ def export_render_html(self: Task, state: str | None, export_id: str) -> str | N
 @shared_task(base=ExportStep, bind=True, **_RETRY)
 def export_render_pdf(self: Task, html: str | None, export_id: str) -> str | None:
     """Export step 3: the PDF (WeasyPrint, fetching nothing)."""
-    return services.export_render_pdf(export_id=export_id, html=html)
+    try:
+        return services.export_render_pdf(export_id=export_id, html=html)
+    except RendererStopped as exc:
+        # Not the export's fault: back to the queue (a Redis broker keeps it; the embedded
+        # one's is resumed from the database when the server starts again).
+        raise Reject(str(exc), requeue=True) from exc
 
 
 @shared_task(base=ExportStep, bind=True, **_RETRY)
@@ -136,6 +140,12 @@ def purge_stale_sessions() -> int:
     if ids:
         group(purge_document_sessions.s(str(d)) for d in ids).apply_async()
     return len(ids)
+
+
+@shared_task(**_RETRY)
+def dispatch_exports() -> int:
+    """Beat: hand waiting exports to the workers if slots are free (a dispatch may be lost)."""
+    return services.exports_dispatch()
 
 
 @shared_task(**_RETRY)

@@ -8,11 +8,9 @@ from typing import Any
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
+from tasks.render.errors import RenderError
+
 logger = logging.getLogger("tasks.render")
-
-
-class RenderError(Exception):
-    """The renderer failed on this input; retrying cannot help."""
 
 
 class RefusedFetch(ValueError):

@@ -380,10 +380,10 @@ def test_the_child_process_renders_and_reports_failures() -> None:
 
     try:
         doc, blocks = every_node_type()
-        pdf = html_to_pdf_isolated(document_html(doc, title="Report"))
+        pdf = html_to_pdf_isolated(document_html(doc, title="Report"), limit_s=60)
         assert blocks[0] in _pdf_text(pdf)
         assert multiprocessing.active_children(), "the render did not run in a child process"
         with pytest.raises(RenderError):
-            html_to_pdf_isolated(None)  # type: ignore[arg-type]
+            html_to_pdf_isolated(None, limit_s=60)  # type: ignore[arg-type]
     finally:
         shutdown()

@@ -247,6 +247,9 @@ PALIMPSEST_EXPORT_DIR = Path(os.environ.get("PALIMPSEST_EXPORT_DIR", VAR_DIR / "
 # Exports one user may have pending or running at once; more are a 429 with Retry-After (one
 # reader's burst of requests would otherwise queue ahead of everyone else's export).
 PALIMPSEST_EXPORTS_PER_USER = _env_int("PALIMPSEST_EXPORTS_PER_USER", 3)
+# Exports running at once (the rest wait their turn, fairly between users): set it to the
+# renders your workers can run together. The embedded worker renders one at a time.
+PALIMPSEST_EXPORTS_AT_ONCE = _env_int("PALIMPSEST_EXPORTS_AT_ONCE", 1 if not REDIS_URL else 2)
 # Largest document an export renders, in characters: WeasyPrint's time and memory grow with it.
 PALIMPSEST_EXPORT_MAX_CHARS = _env_int("PALIMPSEST_EXPORT_MAX_CHARS", 2_000_000)
 

@@ -38,6 +38,9 @@ class Export(models.Model):
     status = models.CharField(
         max_length=10, choices=ExportStatus.choices, default=ExportStatus.PENDING
     )
+    # How many of the requester's exports were unfinished when this one was asked for: a free
+    # slot goes to the lowest turn (oldest first), so a burst waits behind others' first asks.
+    turn = models.PositiveSmallIntegerField(default=0)
     progress = models.PositiveSmallIntegerField(default=0)
     stage = models.CharField(max_length=40, blank=True)
     error = models.TextField(blank=True)

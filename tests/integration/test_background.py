@@ -31,7 +31,7 @@ from events.models import Event, Snapshot
 from events.services import snapshot_compact
 from tasks.models import DeadLetter, Export
 from tests.integration.conftest import Connect, make_document, make_user
-from tests.richdoc import every_node_type
+from tests.richdoc import every_node_type, long_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -404,6 +404,7 @@ def test_setup_periodic_tasks_creates_every_entry_once(transactional_db: None) -
     assert entries == {
         "palimpsest: purge stale presence": ("tasks.tasks.purge_stale_sessions", 60),
         "palimpsest: expire exports": ("tasks.tasks.expire_exports", 600),
+        "palimpsest: dispatch exports": ("tasks.tasks.dispatch_exports", 30),
         "palimpsest: compaction sweep": ("tasks.tasks.compaction_sweep", 300),
     }
 
@@ -492,3 +493,110 @@ async def test_a_user_may_have_only_so_many_exports_in_progress(settings: Any) -
     )()
     assert (await _request_export(vera_token, document.id)).status_code == 202
     assert await database_sync_to_async(Export.objects.filter(requested_by=vera).count)() == 4
+
+
+async def test_exports_are_dispatched_fairly_between_users(settings: Any) -> None:
+    """A free slot goes to the user with the fewest running exports, oldest request first.
+    (No worker runs here: the test drives the slots by finishing exports itself.)"""
+    from tasks.services import exports_dispatch
+
+    settings.PALIMPSEST_EXPORTS_AT_ONCE = 1
+    alice, alice_token = await make_user("alice")
+    vera, vera_token = await make_user("vera")
+    document = await make_document(alice, viewers=(vera,))
+    burst = [(await _request_export(vera_token, document.id)).json()["id"] for _ in range(3)]
+    hers = (await _request_export(alice_token, document.id)).json()["id"]
+
+    def states() -> dict[str, tuple[str, str]]:
+        return {str(e.id): (e.status, e.stage) for e in Export.objects.all()}
+
+    def finish(export_id: str) -> int:
+        Export.objects.filter(pk=export_id).update(status="done")
+        return exports_dispatch()
+
+    shown = await database_sync_to_async(states)()
+    assert shown[burst[0]] == ("running", "starting")
+    assert [shown[i] for i in (*burst[1:], hers)] == [("pending", "waiting for its turn")] * 3
+    # Vera's first is done: Alice's export is next, ahead of the rest of Vera's burst.
+    assert await database_sync_to_async(finish)(burst[0]) == 1
+    shown = await database_sync_to_async(states)()
+    assert shown[hers][0] == "running" and shown[burst[1]][0] == "pending"
+    assert await database_sync_to_async(finish)(hers) == 1
+    assert (await database_sync_to_async(states)())[burst[1]][0] == "running"
+    # Nothing is free: a dispatch (beat's, say) changes nothing.
+    assert await database_sync_to_async(exports_dispatch)() == 0
+
+
+async def test_another_users_export_is_done_within_two_renders_during_a_burst(
+    connect: Connect, worker: Any, settings: Any
+) -> None:
+    """Vera asks for more exports than she may; Alice's, asked after, waits only for the
+    render that was already running, not for Vera's whole burst."""
+    settings.PALIMPSEST_EXPORTS_AT_ONCE = 1
+    settings.PALIMPSEST_EXPORT_RENDER_IN_CHILD = True  # the embedded default's renderer
+    alice, alice_token = await make_user("alice")
+    vera, vera_token = await make_user("vera")
+    document = await make_document(alice, viewers=(vera,))
+    await _send_doc(connect, document.id, alice_token, long_document(60))
+    statuses = [(await _request_export(vera_token, document.id)).status_code for _ in range(6)]
+    assert statuses == [202, 202, 202, 429, 429, 429]
+    hers = (await _request_export(alice_token, document.id)).json()["id"]
+
+    def unfinished() -> int:
+        return Export.objects.exclude(status__in=("done", "failed")).count()
+
+    for _ in range(900):  # at most 180 s
+        if not await database_sync_to_async(unfinished)():
+            break
+        await asyncio.sleep(0.2)
+    exports = await database_sync_to_async(lambda: list(Export.objects.order_by("created_at")))()
+    assert [e.status for e in exports] == ["done"] * 4
+    by_finish = [str(e.id) for e in sorted(exports, key=lambda e: e.finished_at)]
+    assert by_finish.index(hers) == 1, "Alice's export waited behind Vera's burst"
+    first, alices = exports[0], next(e for e in exports if str(e.id) == hers)
+    assert first.started_at and first.finished_at and alices.finished_at
+    one_render = (first.finished_at - first.started_at).total_seconds()
+    waited = (alices.finished_at - alices.created_at).total_seconds()
+    print(f"one export {one_render:.2f} s; Alice's, asked during the burst, done in {waited:.2f} s")
+    # Slack for the dispatch and the chain's hops between steps.
+    assert waited <= 2 * one_render + 1.0
+
+
+async def test_a_render_over_the_time_limit_is_killed_and_the_next_export_works(
+    connect: Connect, worker: Any, notes: Any, settings: Any
+) -> None:
+    """The embedded worker's threads cannot be stopped, so the render child is: the export
+    fails with the reason, and the next one renders in a fresh child."""
+    import multiprocessing
+
+    settings.PALIMPSEST_EXPORT_RENDER_IN_CHILD = True
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 4
+    alice, token = await make_user("alice")
+    slow = await make_document(alice)
+    # About 300 pages: many seconds of layout on any machine (3.3 s for 100 here).
+    await _send_doc(connect, slow.id, token, long_document(300))
+    inbox = await notes(token)
+    started = time.monotonic()
+    await _request_export(token, slow.id)
+    progress = await inbox.next("export.progress")
+    while progress["export"]["stage"] != "rendering PDF":
+        progress = await inbox.next("export.progress")
+    children: set[int] = set()
+    deadline = time.monotonic() + 10
+    while not children and time.monotonic() < deadline:
+        children = {p.pid for p in multiprocessing.active_children()}
+        await asyncio.sleep(0.05)
+    failed = await inbox.next("export.failed")
+    took = time.monotonic() - started
+    assert failed["export"]["error"] == "rendering took longer than 4 s, the limit"
+    assert took < 4 + 10, f"the overrun was stopped after {took:.1f} s"
+    assert children and not children & {p.pid for p in multiprocessing.active_children()}
+
+    quick = await make_document(alice)
+    await _send_doc(connect, quick.id, token, every_node_type()[0])
+    await _request_export(token, quick.id)
+    done = await inbox.next("export.done")
+    pdf = (await _download(token, done["export"]["download_url"]))[1]
+    assert "Quarterly report" in _pdf_text(pdf)
+    fresh = {p.pid for p in multiprocessing.active_children()}
+    assert fresh and not fresh & children

@@ -14,6 +14,7 @@ PREFIX = "palimpsest: "
 ENTRIES = {
     f"{PREFIX}purge stale presence": ("tasks.tasks.purge_stale_sessions", 60),
     f"{PREFIX}expire exports": ("tasks.tasks.expire_exports", 600),
+    f"{PREFIX}dispatch exports": ("tasks.tasks.dispatch_exports", 30),
     f"{PREFIX}compaction sweep": ("tasks.tasks.compaction_sweep", 300),
 }
 

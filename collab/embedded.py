@@ -31,19 +31,30 @@ class Embedded:
     beat: _Beat | None
 
     def stop(self) -> None:
-        """Stop beat, then the worker (tasks in flight finish first), then the renderer."""
+        """Ask beat to stop, kill the renderer, stop the worker (tasks in flight finish first),
+        then wait for beat.
+
+        The renderer goes before the worker: a render may take up to its time limit (minutes),
+        and the server must stop within seconds. The cut-short export is queued again at the
+        next start.
+        """
         if self.beat is not None:
-            self.beat.stop()
-        self.worker.stop(in_sighandler=False)
-        # Only a renderer that was started needs stopping; importing its module now, at exit,
-        # would fail (concurrent.futures can no longer register its own exit hook).
+            self.beat.service.stop(wait=False)  # it ends its current sleep meanwhile
+        # Only a renderer that was imported needs stopping (importing WeasyPrint at exit to
+        # stop nothing would only slow the exit down).
         isolated = sys.modules.get("tasks.render.isolated")
         if isolated is not None:
             isolated.shutdown()
+        self.worker.stop(in_sighandler=False)
+        if self.beat is not None:
+            self.beat.stop()
 
 
 def start(*, beat: bool = True, concurrency: int = 2) -> Embedded:
     """Start the worker (and beat) on daemon threads; returns once the worker consumes."""
+    isolated = sys.modules.get("tasks.render.isolated")
+    if isolated is not None:
+        isolated.restart()  # stopped by an earlier worker of this process (tests do that)
     worker = WorkController(
         app=app,
         hostname="embedded@palimpsest",
@@ -78,7 +89,9 @@ class _Beat(threading.Thread):
     def __init__(self) -> None:
         super().__init__(name="celery-beat", daemon=True)
         # Celery's EmbeddedService would pick the file-based scheduler; ours is the database's.
-        self.service = Service(app, scheduler_cls=app.conf.beat_scheduler)
+        # A tick every second at most (a query of the schedule's change marker): stopping waits
+        # for the current tick's sleep, and the server should stop within seconds.
+        self.service = Service(app, scheduler_cls=app.conf.beat_scheduler, max_interval=1)
 
     def run(self) -> None:
         """Run the scheduler until stopped."""

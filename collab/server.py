@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import gc
 import importlib
 import ipaddress
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from collab.embedded import Embedded
 
 
 def main(argv: list[str]) -> None:
@@ -31,10 +34,16 @@ def main(argv: list[str]) -> None:
         # and the loop itself are C there).
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     _freeze_startup_heap()
-    _start_embedded_background_work()
+    background = _start_embedded_background_work()
     from collab.realtime.transport import CommandLine
 
-    CommandLine().run(argv)
+    try:
+        CommandLine().run(argv)  # returns once daphne has stopped (SIGTERM, SIGINT)
+    finally:
+        # Here, not in an atexit hook: before those run, the interpreter joins every thread
+        # pool's threads, so a render in flight would hold the exit for its whole length.
+        if background is not None:
+            background.stop()
 
 
 def public_key_refusal(argv: list[str]) -> str | None:
@@ -84,14 +93,13 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def _start_embedded_background_work() -> None:
+def _start_embedded_background_work() -> Embedded | None:
     """Without Redis, run the Celery worker and beat on threads of this process."""
     if not settings.CELERY_EMBEDDED:
-        return  # `celery -A collab worker` and `celery -A collab beat` run on their own
+        return None  # `celery -A collab worker` and `celery -A collab beat` run on their own
     from collab import embedded
 
-    running = embedded.start()
-    atexit.register(running.stop)
+    return embedded.start()
 
 
 if __name__ == "__main__":

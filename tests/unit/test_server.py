@@ -25,8 +25,18 @@ def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen_and_our_si
         seen["frozen"] = gc.get_freeze_count()
 
     monkeypatch.setattr(CommandLineInterface, "run", run)
-    # The embedded worker needs a database; here it is only checked that it is started.
-    monkeypatch.setattr(server, "_start_embedded_background_work", lambda: seen.update(bg=True))
+    class Background:
+        """The embedded worker needs a database; here it is only checked that it is started,
+        and stopped once daphne returns (not at exit, when thread pools are joined first)."""
+
+        def stop(self) -> None:
+            seen["stopped after daphne"] = "args" in seen
+
+    def start() -> Background:
+        seen["bg"] = True
+        return Background()
+
+    monkeypatch.setattr(server, "_start_embedded_background_work", start)
     before = asyncio.get_event_loop_policy()
     try:
         main(["-p", "8001", "collab.asgi:application"])
@@ -45,7 +55,7 @@ def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen_and_our_si
     ]
     assert isinstance(seen["policy"], uvloop.EventLoopPolicy)
     assert seen["frozen"] > 10_000
-    assert seen["bg"] is True
+    assert seen["bg"] is True and seen["stopped after daphne"] is True
 
 
 @pytest.mark.parametrize(

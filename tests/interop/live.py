@@ -18,6 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pycrdt import Doc, create_sync_message, create_update_message
+from websockets.sync.client import ClientConnection, connect
+
+from collab.sync.protocol import FrameKind, parse_frame
+
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "tests" / "interop" / "clients"
 TRACES = ROOT / "tests" / "data" / "traces"
@@ -185,6 +190,36 @@ class LiveServer:
                 f"print(Event.objects.filter(document_id='{doc_id}').count())",
             )
         )
+
+
+def publish(server: LiveServer, doc_id: str, token: str, doc: Doc[Any]) -> None:
+    """Send a document as one update, then wait until the server holds it durably.
+
+    The server answers a SyncStep1 only once every update it accepted is in the log.
+    """
+    url = f"{server.ws_url}/{doc_id}?token={token}"
+    with connect(url, max_size=None) as ws:
+        ws.send(create_update_message(doc.get_update()))
+        ws.send(create_sync_message(Doc()))
+        while parse_frame(_recv_bytes(ws)).kind is not FrameKind.SYNC_STEP2:
+            pass
+
+
+def _recv_bytes(ws: ClientConnection) -> bytes:
+    message = ws.recv(timeout=30)
+    assert isinstance(message, bytes)
+    return message
+
+
+def events_until(ws: ClientConnection, until: str, within: float = 60) -> list[dict[str, Any]]:
+    """Notifications received until one of type `until` (included)."""
+    seen = []
+    deadline = time.monotonic() + within
+    while True:
+        event = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        seen.append(event)
+        if event["type"] == until:
+            return seen
 
 
 class NodeClient:

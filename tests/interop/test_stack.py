@@ -12,16 +12,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from pycrdt import Doc, create_sync_message, create_update_message
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
-from collab.sync.protocol import FrameKind, parse_frame
-from tests.interop.live import LiveStack
+from tests.interop.live import LiveStack, events_until, publish
 from tests.richdoc import every_node_type, long_document
 
 STACK_REDIS = "redis://127.0.0.1:6379/1"
@@ -38,40 +37,12 @@ def stack(tmp_path: Path, shared_database: str) -> Iterator[LiveStack]:
             "REDIS_URL": STACK_REDIS,
             "SECRET_KEY": "stack-test",
             "PALIMPSEST_HEARTBEAT_SECONDS": "30",
+            # The worker runs one task at a time (LiveStack's concurrency).
+            "PALIMPSEST_EXPORTS_AT_ONCE": "1",
         },
     ).start()
     yield live
     live.stop()
-
-
-def _publish(stack: LiveStack, doc_id: str, token: str, doc: Doc[Any]) -> None:
-    """Send a document as one update, then wait until the server holds it durably.
-
-    The server answers a SyncStep1 only once every update it accepted is in the log.
-    """
-    url = f"{stack.ws_url}/{doc_id}?token={token}"
-    with connect(url, max_size=None) as ws:
-        ws.send(create_update_message(doc.get_update()))
-        ws.send(create_sync_message(Doc()))
-        while parse_frame(_recv_bytes(ws)).kind is not FrameKind.SYNC_STEP2:
-            pass
-
-
-def _recv_bytes(ws: ClientConnection) -> bytes:
-    message = ws.recv(timeout=30)
-    assert isinstance(message, bytes)
-    return message
-
-
-def _events(ws: ClientConnection, until: str, within: float = 60) -> list[dict[str, Any]]:
-    """Notifications received until one of type `until` (included)."""
-    seen = []
-    deadline = time.monotonic() + within
-    while True:
-        event = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-        seen.append(event)
-        if event["type"] == until:
-            return seen
 
 
 def _download(stack: LiveStack, token: str, path: str) -> bytes:
@@ -93,12 +64,12 @@ def test_an_export_runs_through_the_worker_process_and_is_announced(stack: LiveS
     token = stack.token("alice")
     doc_id = stack.document(token)
     doc, blocks = every_node_type()
-    _publish(stack, doc_id, token, doc)
+    publish(stack, doc_id, token, doc)
     with connect(f"ws://127.0.0.1:{stack.port}/ws/notifications?token={token}") as notes:
         assert json.loads(notes.recv(timeout=10))["type"] == "hello"
         export = stack.api("POST", f"/docs/{doc_id}/exports", token, {"format": "pdf"})
         assert export["status"] == "pending" and export["at"] == 1
-        seen = _events(notes, "export.done")
+        seen = events_until(notes, "export.done")
     done = seen[-1]["export"]
     assert done["id"] == export["id"] and done["status"] == "done"
     assert [e["type"] for e in seen[:-1]] and {e["type"] for e in seen[:-1]} == {"export.progress"}
@@ -116,19 +87,19 @@ def test_an_export_runs_through_the_worker_process_and_is_announced(stack: LiveS
 def test_a_worker_killed_mid_export_still_completes_it_exactly_once(stack: LiveStack) -> None:
     token = stack.token("alice")
     doc_id = stack.document(token)
-    _publish(stack, doc_id, token, long_document(40))
+    publish(stack, doc_id, token, long_document(40))
     with connect(f"ws://127.0.0.1:{stack.port}/ws/notifications?token={token}") as notes:
         assert json.loads(notes.recv(timeout=10))["type"] == "hello"
         export = stack.api("POST", f"/docs/{doc_id}/exports", token, {})
         # Wait until the PDF step runs, then kill the process running it.
-        seen = _events(notes, "export.progress")
+        seen = events_until(notes, "export.progress")
         while seen[-1]["export"]["stage"] != "rendering PDF":
-            seen += _events(notes, "export.progress")
+            seen += events_until(notes, "export.progress")
         pool = stack.worker_pool_pids()
         assert pool, "no worker pool process found"
         for pid in pool:
             os.kill(pid, signal.SIGKILL)
-        after = _events(notes, "export.done", within=120)
+        after = events_until(notes, "export.done", within=120)
         # Anything announced late would arrive now.
         time.sleep(3)
         try:
@@ -147,3 +118,36 @@ def test_a_worker_killed_mid_export_still_completes_it_exactly_once(stack: LiveS
     assert "Section 40" in _pdf_text(pdf)
     files = sorted(p.name for p in (stack.var_dir / "exports").rglob("*.pdf"))
     assert files == [f"{export['id']}.pdf"]
+
+
+def test_a_burst_of_exports_is_cut_at_the_cap_and_others_go_first(stack: LiveStack) -> None:
+    """Vera asks for exports in a burst: past the cap she gets 429; Alice's export, asked
+    after the burst, waits only for the render already running in the worker process."""
+    alice, vera = stack.token("alice"), stack.token("vera")
+    doc_id = stack.document(alice, vera="viewer")
+    publish(stack, doc_id, alice, long_document(60))
+    asked = [stack.api_status("POST", f"/docs/{doc_id}/exports", vera, {}) for _ in range(6)]
+    assert [status for status, _ in asked] == [202, 202, 202, 429, 429, 429]
+    assert "3 exports in progress" in asked[3][1]["detail"]
+    hers = stack.api("POST", f"/docs/{doc_id}/exports", alice, {})
+    burst = [body for status, body in asked if status == 202]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        shown = [stack.api("GET", f"/exports/{e['id']}", vera) for e in burst]
+        shown.append(stack.api("GET", f"/exports/{hers['id']}", alice))
+        if all(e["status"] in ("done", "failed") for e in shown):
+            break
+        time.sleep(0.5)
+    assert [e["status"] for e in shown] == ["done"] * 4, shown
+    finished = sorted(shown, key=lambda e: e["finished_at"])
+    assert finished[1]["id"] == hers["id"], "Alice's export waited behind Vera's burst"
+
+    def seconds(e: dict[str, Any], since: str) -> float:
+        return (
+            datetime.fromisoformat(e["finished_at"]) - datetime.fromisoformat(since)
+        ).total_seconds()
+
+    one_export = seconds(shown[0], shown[0]["created_at"])
+    waited = seconds(shown[3], hers["created_at"])
+    print(f"worker process: one export {one_export:.2f} s; Alice's done in {waited:.2f} s")
+    assert waited <= 2 * one_export + 1.0

@@ -10,14 +10,12 @@ import asyncio
 import contextvars
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
-
-from collab.realtime.bus import document_group
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +23,23 @@ logger = logging.getLogger(__name__)
 # embedded default) a worker thread must hand its messages to that loop: the layer's asyncio
 # queues belong to it and are not thread-safe.
 _server_loop: asyncio.AbstractEventLoop | None = None
+
+
+# Who hears room messages in this process when there is no cross-process bus (the in-memory
+# layer): the realtime layer subscribes here, so the publisher needs to know nothing of it.
+RoomListener = Callable[[dict[str, Any]], Awaitable[None]]
+_room_listeners: list[RoomListener] = []
+
+
+def subscribe_rooms(listener: RoomListener) -> None:
+    """Have `listener` (a coroutine function, run on the server loop) hear room messages."""
+    if listener not in _room_listeners:
+        _room_listeners.append(listener)
+
+
+def document_group(document_id: uuid.UUID) -> str:
+    """The channel-layer group that carries a document's cross-process traffic."""
+    return f"doc.{document_id.hex}"
 
 
 def user_group(user_id: int) -> str:
@@ -105,15 +120,12 @@ _in_flight: set[asyncio.Task[None]] = set()
 async def _send_all(
     layer: Any, sends: list[tuple[str, dict[str, Any]]], *, local_rooms: bool = False
 ) -> None:
-    """group_send each message; room messages go to this process's hub when it has no bus."""
+    """group_send each message; room messages go to this process's listeners when it has no bus."""
     for group, message in sends:
         if message["type"] == "notify.event":
             await layer.group_send(group, message)
         elif local_rooms:
-            from collab.realtime.hub import running_hub
-
-            hub = running_hub()
-            if hub is not None:
-                await hub.on_room_message(message)
+            for listener in _room_listeners:
+                await listener(message)
         else:
             await layer.group_send(group, message)

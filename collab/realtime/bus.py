@@ -14,11 +14,6 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def document_group(document_id: uuid.UUID) -> str:
-    """The channel-layer group that carries a document's cross-process traffic."""
-    return f"doc.{document_id.hex}"
-
-
 class Bus:
     """Publishes a room's durable updates to other processes and receives theirs.
 

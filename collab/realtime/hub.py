@@ -17,9 +17,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
 
-from collab.notify import attach_loop
+from collab.notify import attach_loop, document_group, subscribe_rooms
 from collab.realtime.appender import Appender
-from collab.realtime.bus import Bus, document_group
+from collab.realtime.bus import Bus
 from collab.realtime.codes import CLOSE_STORE_FAILED
 from collab.realtime.rooms import Connection, Room, SeqTracker, deliver
 from collab.services import presence_set_clients, presence_touch
@@ -32,6 +32,7 @@ from collab.sync.protocol import (
 from collab.sync.replica import ParkedLimits, Replica
 from events.selectors import document_heads, document_replay, events_after
 from events.services import LogBusy, NewEvent, SqliteDirectAppender, event_append_batch
+from tasks.tasks import compact_document
 
 logger = logging.getLogger(__name__)
 
@@ -554,8 +555,6 @@ def _parked_limits() -> ParkedLimits:
 
 def _request_compaction(document_id: uuid.UUID) -> None:
     """Queue the compaction task for a document."""
-    from tasks.tasks import compact_document
-
     compact_document.delay(str(document_id))
 
 
@@ -586,6 +585,16 @@ def current_hub() -> Hub:
 def running_hub() -> Hub | None:
     """The running loop's hub if it has one (without creating it)."""
     return _hubs.get(asyncio.get_running_loop())
+
+
+async def _to_running_hub(message: dict[str, Any]) -> None:
+    """A room message published in this process, for the running loop's hub (if any)."""
+    hub = running_hub()
+    if hub is not None:
+        await hub.on_room_message(message)
+
+
+subscribe_rooms(_to_running_hub)
 
 
 async def hub_shutdown() -> None:

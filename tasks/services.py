@@ -10,6 +10,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from celery import chain, current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
@@ -20,6 +21,7 @@ from pycrdt import Doc
 from collab.models import Document
 from collab.notify import publish
 from collab.permissions import Action, NotFound, check
+from collab.sync.html import document_html, document_text
 from events.selectors import document_head, document_replay
 from tasks.models import DeadLetter, Export, ExportStatus, export_storage
 
@@ -142,12 +144,24 @@ def exports_dispatch() -> int:
     return len(chosen)
 
 
+def _export_chain(export_id: str) -> Any:
+    """state at seq → HTML → PDF → stored file, each step's result passed to the next.
+
+    The steps are named, not imported: tasks/tasks.py calls this module, not the other way.
+    """
+    step = current_app.signature
+    return chain(
+        step("tasks.tasks.export_read_state", args=(export_id,), immutable=True),
+        step("tasks.tasks.export_render_html", args=(export_id,)),
+        step("tasks.tasks.export_render_pdf", args=(export_id,)),
+        step("tasks.tasks.export_store", args=(export_id,)),
+    )
+
+
 def _start_chain(export_id: str) -> None:
     """Queue the export's chain of tasks; if the broker refuses, the export waits again."""
-    from tasks.tasks import export_chain
-
     try:
-        export_chain(export_id).apply_async()
+        _export_chain(export_id).apply_async()
     except Exception:
         # Left running, it would hold its slot with no chain to finish it; waiting, the
         # next dispatch (beat's, at the latest) queues it again.
@@ -219,8 +233,6 @@ def export_render_html(*, export_id: str, state: str | None) -> str | None:
             return None
         _progress(export, stage="laying out", progress=30)
         title = export.document.title
-    from tasks.render.html import document_html, document_text
-
     doc: Doc[Any] = Doc()
     doc.apply_update(base64.b64decode(state))
     size, limit = len(document_text(doc)), settings.PALIMPSEST_EXPORT_MAX_CHARS

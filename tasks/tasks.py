@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from celery import Task, chain, group, shared_task
+from celery import Task, group, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -88,16 +88,6 @@ def export_render_pdf(self: Task, html: str | None, export_id: str) -> str | Non
 def export_store(self: Task, staged: str | None, export_id: str) -> None:
     """Export step 4: the file in place, the export done, the requester told."""
     services.export_store(export_id=export_id, staged=staged)
-
-
-def export_chain(export_id: str) -> Any:
-    """state at seq → HTML → PDF → stored file, each step's result passed to the next."""
-    return chain(
-        export_read_state.si(export_id),
-        export_render_html.s(export_id),
-        export_render_pdf.s(export_id),
-        export_store.s(export_id),
-    )
 
 
 @shared_task(**_RETRY)

@@ -1,12 +1,45 @@
-"""URLs: the API, the admin, log in/out and the browser pages."""
+"""URLs: the API (its routers mounted here), the admin, log in/out and the browser pages."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.models import User
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
+from ninja import NinjaAPI
+from ninja.security import HttpBearer, SessionAuth
 
-from collab.api import api
+from collab import selectors
+from collab.api import router as documents_router
+from collab.http import install_error_handlers
+from events.api import router as history_router
+from tasks.api import router as exports_router
+
+
+class BearerToken(HttpBearer):
+    """`Authorization: Bearer TOKEN` for scripts and non-browser clients."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> User | None:
+        """The token's user, or None."""
+        user = selectors.user_for_token(token=token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+# The HTTP API under /api/ (django-ninja, OpenAPI at /api/openapi.json): each app's router.
+api = NinjaAPI(
+    title="Palimpsest API",
+    version="1",
+    auth=[BearerToken(), SessionAuth(csrf=True)],
+    urls_namespace="api",
+    # ninja's docs page would shadow /api/docs and loads its assets from a CDN, so it is off.
+    docs_url=None,
+)
+install_error_handlers(api)
+api.add_router("/", documents_router)
+api.add_router("/", exports_router)
+api.add_router("/", history_router)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -9,15 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from ninja.responses import Status
 from pydantic import Field
 
-from collab import selectors
-from collab.models import Document
-from collab.services import NotFound
+from collab.http import ErrorOut, caller, readable_document
 from collab.text import PrintableStr
 from events import history
 from events.selectors import document_head
@@ -149,28 +146,6 @@ class VersionOut(Schema):
     created_at: datetime
 
 
-class ErrorOut(Schema):
-    """An error."""
-
-    detail: Any
-
-
-def _readable(request: HttpRequest, doc_id: str) -> Document:
-    """A document the caller may read, or 404."""
-    user: User = request.auth  # type: ignore[attr-defined]
-    document = selectors.document_get(user=user, document_id=doc_id)
-    if document is None:
-        raise NotFound("no such document")
-    return document
-
-
-def no_such_seq(request: HttpRequest, exc: history.NoSuchSeq) -> HttpResponse:
-    """A seq the document does not have (yet): 400, with the range it has."""
-    from collab.api import api
-
-    return api.create_response(request, {"detail": str(exc)}, status=400)
-
-
 def _version_out(version: Any) -> dict[str, Any]:
     """A version's public shape."""
     return {
@@ -188,7 +163,7 @@ def _version_out(version: Any) -> dict[str, Any]:
 )
 def list_history(request: HttpRequest, doc_id: str, query: Query[HistoryQuery]) -> dict[str, Any]:
     """The document's events, oldest first, a page at a time."""
-    document = _readable(request, doc_id)
+    document, _ = readable_document(request, doc_id)
     events = history.document_history(document_id=document.id, after=query.after, limit=query.limit)
     head = document_head(document_id=document.id)
     last = events[-1].seq if events else query.after
@@ -218,7 +193,7 @@ def show_content(
     request: HttpRequest, doc_id: str, query: Query[ContentQuery]
 ) -> Status[dict[str, Any]]:
     """The document right after event `at` (default: now), as HTML or plain text."""
-    document = _readable(request, doc_id)
+    document, _ = readable_document(request, doc_id)
     content = history.document_content(document_id=document.id, at_seq=query.at)
     body = content.html if query.format == "html" else content.text
     return Status(200, {"seq": content.seq, "format": query.format, "content": body})
@@ -232,7 +207,7 @@ def show_attribution(
     request: HttpRequest, doc_id: str, query: Query[AttributionQuery]
 ) -> Status[dict[str, Any]]:
     """Who wrote each part of the document right after event `at` (default: now)."""
-    document = _readable(request, doc_id)
+    document, _ = readable_document(request, doc_id)
     result = history.document_attribution(document_id=document.id, at_seq=query.at)
     return Status(
         200,
@@ -253,7 +228,7 @@ def show_attribution(
 def show_diff(request: HttpRequest, doc_id: str, query: Query[DiffQuery]) -> Status[Any]:
     """Inserted and deleted text, with authors, from the document after `from` to after `to`
     (default: now)."""
-    document = _readable(request, doc_id)
+    document, _ = readable_document(request, doc_id)
     to = query.to if query.to is not None else document_head(document_id=document.id)
     try:
         changes = history.document_diff(document_id=document.id, from_seq=query.from_, to_seq=to)
@@ -284,8 +259,8 @@ def show_diff(request: HttpRequest, doc_id: str, query: Query[DiffQuery]) -> Sta
 )
 def restore(request: HttpRequest, doc_id: str, body: RestoreIn) -> Status[dict[str, Any]]:
     """Bring the document back to how it was after `seq`, as a new event; nothing is erased."""
-    document = _readable(request, doc_id)
-    seq = history.document_restore(document=document, by=request.auth, seq=body.seq)  # type: ignore[attr-defined]
+    document, _ = readable_document(request, doc_id)
+    seq = history.document_restore(document=document, by=caller(request), seq=body.seq)
     # 200: nothing was appended, the document already is as it was then.
     return Status(201 if seq is not None else 200, {"seq": seq, "restored_to": body.seq})
 
@@ -295,7 +270,7 @@ def restore(request: HttpRequest, doc_id: str, body: RestoreIn) -> Status[dict[s
 )
 def list_versions(request: HttpRequest, doc_id: str) -> list[dict[str, Any]]:
     """The document's named versions, oldest seq first."""
-    document = _readable(request, doc_id)
+    document, _ = readable_document(request, doc_id)
     return [_version_out(v) for v in history.document_versions(document_id=document.id)]
 
 
@@ -305,11 +280,11 @@ def list_versions(request: HttpRequest, doc_id: str) -> list[dict[str, Any]]:
 )
 def create_version(request: HttpRequest, doc_id: str, body: VersionIn) -> Status[dict[str, Any]]:
     """Name a version ("sent to client"); owners and editors may."""
-    document = _readable(request, doc_id)
+    document, _ = readable_document(request, doc_id)
     try:
         version = history.version_create(
             document=document,
-            by=request.auth,  # type: ignore[attr-defined]
+            by=caller(request),
             seq=body.seq,
             label=body.label,
         )

@@ -8,36 +8,30 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from collab import selectors, services
+from collab.http import caller, readable_document
 from collab.models import Document
-from collab.permissions import Action, NotAllowed, check, role_may
+from collab.permissions import Action, NotAllowed, NotFound, check, role_may
 from frontend.forms import ShareForm, TitleForm
-
-
-def _user(request: HttpRequest) -> User:
-    """The logged-in user (login_required has checked)."""
-    return request.user  # type: ignore[return-value]
 
 
 def _readable(request: HttpRequest, doc_id: uuid.UUID) -> tuple[Document, str]:
     """A document the user may read and their role; 404 for strangers, as the API does."""
-    document = selectors.document_get(user=_user(request), document_id=doc_id)
-    role = selectors.document_role(user=_user(request), document_id=doc_id)
-    if document is None or role is None:
-        raise Http404("no such document")
-    return document, role
+    try:
+        return readable_document(request, doc_id)
+    except NotFound as exc:
+        raise Http404("no such document") from exc
 
 
 def _may_share(request: HttpRequest, document: Document) -> bool:
     """Whether the user may share the document; if not, the reason is shown on the next page."""
     try:
-        check(user=_user(request), document_id=document.id, action=Action.SHARE)
+        check(user=caller(request), document_id=document.id, action=Action.SHARE)
     except NotAllowed as exc:
         messages.error(request, str(exc))
         return False
@@ -55,7 +49,7 @@ def _form_errors(request: HttpRequest, form: TitleForm | ShareForm) -> None:
 @login_required
 def document_list_page(request: HttpRequest) -> HttpResponse:
     """The documents the user may open, and a form to create one."""
-    user = _user(request)
+    user = caller(request)
     documents = selectors.document_list(user=user).prefetch_related("memberships")
     rows = [
         (d, next((m.role for m in d.memberships.all() if m.user_id == user.pk), ""))
@@ -72,7 +66,7 @@ def document_create_view(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         _form_errors(request, form)
         return redirect("home")
-    document = services.document_create(owner=_user(request), title=form.cleaned_data["title"])
+    document = services.document_create(owner=caller(request), title=form.cleaned_data["title"])
     return redirect("editor", doc_id=document.id)
 
 
@@ -81,7 +75,7 @@ def document_create_view(request: HttpRequest) -> HttpResponse:
 def editor_page(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
     """The TipTap editor for one document; the app reads its settings from `config`."""
     document, role = _readable(request, doc_id)
-    user = _user(request)
+    user = caller(request)
     config: dict[str, Any] = {
         "document": str(document.id),
         "title": document.title,
@@ -126,7 +120,7 @@ def document_rename_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpRespons
         return redirect("editor", doc_id=doc_id)
     try:
         services.document_rename(
-            document=document, by=_user(request), title=form.cleaned_data["title"]
+            document=document, by=caller(request), title=form.cleaned_data["title"]
         )
     except NotAllowed as exc:
         messages.error(request, str(exc))
@@ -153,7 +147,7 @@ def member_add_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
         return redirect("editor", doc_id=doc_id)
     try:
         membership = services.member_add(
-            document=document, by=_user(request), user=user, role=form.cleaned_data["role"]
+            document=document, by=caller(request), user=user, role=form.cleaned_data["role"]
         )
     except (NotAllowed, ValueError) as exc:
         messages.error(request, str(exc))
@@ -173,7 +167,7 @@ def member_remove_view(request: HttpRequest, doc_id: uuid.UUID, username: str) -
     try:
         if user is None:
             raise services.NotFound(f"{username} is not a member of this document")
-        services.member_remove(document=document, by=_user(request), user=user)
+        services.member_remove(document=document, by=caller(request), user=user)
     except (services.NotFound, NotAllowed, ValueError) as exc:
         messages.error(request, str(exc))
         return redirect("editor", doc_id=doc_id)
@@ -186,7 +180,7 @@ def member_remove_view(request: HttpRequest, doc_id: uuid.UUID, username: str) -
 def tokens_page(request: HttpRequest) -> HttpResponse:
     """The user's own API tokens, to see and revoke."""
     return render(
-        request, "frontend/tokens.html", {"tokens": selectors.token_list(user=_user(request))}
+        request, "frontend/tokens.html", {"tokens": selectors.token_list(user=caller(request))}
     )
 
 
@@ -195,7 +189,7 @@ def tokens_page(request: HttpRequest) -> HttpResponse:
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     """Revoke one of the user's own tokens."""
     try:
-        services.token_revoke(user=_user(request), token_id=token_id)
+        services.token_revoke(user=caller(request), token_id=token_id)
     except services.NotFound:
         messages.error(request, "No such token.")
     else:

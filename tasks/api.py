@@ -10,6 +10,7 @@ from ninja import Router, Schema
 from ninja.responses import Status
 from pydantic import Field
 
+from collab.http import ErrorOut, caller
 from collab.permissions import Action, document_role, role_may
 from collab.services import NotFound
 from tasks import services
@@ -44,12 +45,6 @@ class ExportOut(Schema):
     expires_at: str | None
 
 
-class ErrorOut(Schema):
-    """An error."""
-
-    detail: Any
-
-
 def _readable_export(request: HttpRequest, export_id: str) -> Export:
     """An export of a document the caller may read, or 404."""
     try:
@@ -57,7 +52,7 @@ def _readable_export(request: HttpRequest, export_id: str) -> Export:
     except ValueError as exc:
         raise NotFound("no such export") from exc
     export = Export.objects.filter(pk=pk).first()
-    user = request.auth  # type: ignore[attr-defined]
+    user = caller(request)
     if export is None or not role_may(
         document_role(user=user, document_id=export.document_id), Action.READ
     ):
@@ -73,12 +68,12 @@ def start_export(request: HttpRequest, doc_id: str, body: ExportIn) -> Status[di
     """Start a PDF export of the document (now, or as it was after event `at`)."""
     try:
         export = services.export_request(
-            user=request.auth,  # type: ignore[attr-defined]
+            user=caller(request),
             document_id=doc_id,
             at_seq=body.at,
         )
     except services.TooManyExports:
-        raise  # 429 with Retry-After (collab/api.py)
+        raise  # 429 with Retry-After (collab/http.py)
     except ValueError as exc:
         return Status(400, {"detail": str(exc)})
     return Status(202, services.export_public(export))

@@ -25,12 +25,12 @@ from collab.models import Document, Version
 from collab.notify import publish
 from collab.permissions import Action, check
 from collab.sync.attribution import Attribution, Change, attribute, authored_diff
+from collab.sync.html import document_text, fragment_html
 from collab.sync.restore import content_doc, restore_update
 from collab.text import printable_text
 from events.models import Event, EventKind, Snapshot
 from events.selectors import document_head, document_replay
 from events.services import NewEvent, event_append_batch, snapshot_compact
-from tasks.render.html import document_text, fragment_html
 
 HISTORY_PAGE_MAX = 1000
 # Full-log results kept per process (attribution at a seq, a diff between two).

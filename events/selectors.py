@@ -40,11 +40,6 @@ def document_replay(*, document_id: uuid.UUID, at_seq: int | None = None) -> Rep
     return Replay(updates=updates, head=head, snapshot_seq=snapshot_seq)
 
 
-def latest_snapshot(*, document_id: uuid.UUID) -> Snapshot | None:
-    """The document's newest snapshot, or None."""
-    return Snapshot.objects.filter(document_id=document_id).order_by("-upto_seq").first()
-
-
 def document_head(*, document_id: uuid.UUID) -> int:
     """The document's highest seq (0 for an empty log)."""
     return (

@@ -23,12 +23,11 @@ from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 from pycrdt._base import process_event  # pycrdt's own native-to-wrapper conversion
 
 from collab.sync.compaction import waiting_updates
+from collab.sync.html import MAX_DEPTH  # deeper containers read as plain text, as in exports
 
 Event = tuple[int, int | None, bytes]
 Op = Literal["insert", "delete", "equal"]
 
-# Same as tasks.render.html: deeper containers read as plain text (kept in step by a test).
-MAX_DEPTH = 100
 _CONTAINERS = ("bulletList", "orderedList", "listItem", "blockquote")
 _LISTS = ("bulletList", "orderedList", "listItem")
 
@@ -273,7 +272,7 @@ class Replay:
         return element
 
     def pieces(self) -> list[_Piece]:
-        """The document's text as pieces, linearised like `tasks.render.html.document_text`."""
+        """The document's text as pieces, linearised like `collab.sync.html.document_text`."""
         blocks: list[tuple[int, list[_Piece]]] = []
         for child in self.tree.children:
             self._collect(child, blocks, 0)

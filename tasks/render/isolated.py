@@ -16,11 +16,11 @@ import threading
 import time
 from multiprocessing.pool import Pool
 
+from django.conf import settings
+
 from tasks.render.errors import RendererStopped, RenderTimedOut
 from tasks.render.pdf import html_to_pdf
 
-# Renders per child before it is replaced: WeasyPrint's caches grow with every document.
-_TASKS_PER_CHILD = 50
 _pool: Pool | None = None
 _stopped = False
 # One render at a time: the limit times this render, not the ones queued before it.
@@ -55,7 +55,9 @@ def _current_pool() -> Pool:
         if _pool is None:
             # spawn, not fork: forking a process with an event loop and threads is unsafe.
             _pool = multiprocessing.get_context("spawn").Pool(
-                processes=1, maxtasksperchild=_TASKS_PER_CHILD
+                # WeasyPrint's caches grow with every document: a child is replaced now and then.
+                processes=1,
+                maxtasksperchild=settings.CELERY_WORKER_MAX_TASKS_PER_CHILD,
             )
         return _pool
 
@@ -80,7 +82,7 @@ def shutdown() -> None:
 
 
 def restart() -> None:
-    """Allow renders again after a shutdown (a worker started again in the same process)."""
+    """Allow renders again, once the worker that was stopping has stopped."""
     global _stopped
     with _lock:
         _stopped = False

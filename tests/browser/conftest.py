@@ -61,7 +61,7 @@ class Live(LiveServer):
             import json, uuid
             from pycrdt import Doc
             from events.selectors import document_replay
-            from tasks.render.html import document_text
+            from collab.sync.html import document_text
             doc = Doc()
             for update in document_replay(document_id=uuid.UUID("{doc_id}")).updates:
                 doc.apply_update(update)

@@ -10,7 +10,7 @@ import pytest
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
 from collab.sync.attribution import Change, attribute, authored_diff
-from tasks.render.html import document_text
+from collab.sync.html import document_text
 
 Event = tuple[int, int | None, bytes]
 

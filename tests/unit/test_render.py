@@ -15,8 +15,8 @@ import pytest
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 from pypdf import PdfReader
 
+from collab.sync.html import document_html, document_text, fragment_html
 from tasks.render import pdf as pdf_module
-from tasks.render.html import document_html, document_text, fragment_html
 from tasks.render.pdf import DenyAllFetcher, RenderError, html_to_pdf
 from tests.richdoc import _block, _text, every_node_type
 

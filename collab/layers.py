@@ -1,0 +1,69 @@
+"""The project's layers, bottom up. A module may import modules of its own layer and of the
+layers below, never above; nothing may import in a circle. tests/unit/test_layers.py walks the
+import graph (imports inside functions included) against this table.
+
+Patterns are fnmatch patterns over dotted module names; a module belongs to the first layer,
+from the top, with a matching pattern.
+"""
+
+from __future__ import annotations
+
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # CRDT, protocol, replica, compaction, restore, attribution, content as text and HTML.
+    # Pure Python over pycrdt: no Django.
+    ("pure core", ("collab.sync", "collab.sync.*", "collab.realtime.codes")),
+    # Documents, members, tokens, who may do what, and the one notification publisher.
+    (
+        "documents",
+        (
+            "collab.models",
+            "collab.permissions",
+            "collab.selectors",
+            "collab.services",
+            "collab.notify",
+            "collab.signals",
+            "collab.text",
+        ),
+    ),
+    # The append-only log: append, read, replay, checkpoints, heads, history, integrity.
+    ("log", ("events", "events.*")),
+    # Background work (Celery) and the realtime rooms that relay edits.
+    ("work", ("tasks", "tasks.*", "collab.realtime", "collab.realtime.*")),
+    # What requests and commands enter through: routers, pages, admin, consumers, commands.
+    (
+        "entry points",
+        (
+            "*.api",
+            "*.admin",
+            "*.views",
+            "*.forms",
+            "*.management",
+            "*.management.*",
+            "collab.http",
+            "collab.realtime.auth",
+            "collab.realtime.consumer",
+            "collab.realtime.notifications",
+            "collab.realtime.transport",
+        ),
+    ),
+    # What puts the rest together: settings, URLs and routing, the ASGI and Celery apps, the
+    # server, the stack, the embedded worker, app configs.
+    (
+        "composition root",
+        (
+            "collab",
+            "collab.settings",
+            "collab.urls",
+            "collab.asgi",
+            "collab.celery",
+            "collab.server",
+            "collab.stack",
+            "collab.embedded",
+            "collab.layers",
+            "collab.realtime.routing",
+            "*.apps",
+            "*.urls",
+            "frontend",
+        ),
+    ),
+)

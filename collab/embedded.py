@@ -46,15 +46,14 @@ class Embedded:
         if isolated is not None:
             isolated.shutdown()
         self.worker.stop(in_sighandler=False)
+        if isolated is not None:
+            isolated.restart()  # renders refused only while the worker stopped
         if self.beat is not None:
             self.beat.stop()
 
 
 def start(*, beat: bool = True, concurrency: int = 2) -> Embedded:
     """Start the worker (and beat) on daemon threads; returns once the worker consumes."""
-    isolated = sys.modules.get("tasks.render.isolated")
-    if isolated is not None:
-        isolated.restart()  # stopped by an earlier worker of this process (tests do that)
     worker = WorkController(
         app=app,
         hostname="embedded@palimpsest",

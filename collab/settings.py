@@ -278,12 +278,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = _env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
 CELERY_TASK_TIME_LIMIT = _env_int("CELERY_TASK_TIME_LIMIT", 180)
-# WeasyPrint's caches grow with every document; a renderer process is replaced now and then.
+# WeasyPrint's caches grow with every document; a renderer process is replaced now and then
+# (the worker's pool processes, and the embedded server's render child).
 CELERY_WORKER_MAX_TASKS_PER_CHILD = _env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 50)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# How often beat runs each periodic task, in seconds (`manage.py setup_periodic_tasks` writes
+# them to the database schedule).
+PALIMPSEST_BEAT_SECONDS = {
+    "purge stale presence": _env_int("PALIMPSEST_BEAT_PURGE_SECONDS", 60),
+    "expire exports": _env_int("PALIMPSEST_BEAT_EXPIRE_SECONDS", 600),
+    "dispatch exports": _env_int("PALIMPSEST_BEAT_DISPATCH_SECONDS", 30),
+    "compaction sweep": _env_int("PALIMPSEST_BEAT_COMPACTION_SECONDS", 300),
+}
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     # With acks_late a task taken by a worker that vanished comes back after this long.
     {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}

@@ -395,7 +395,9 @@ async def _eventually(check: Callable[[], bool], within: float = 30) -> None:
         await asyncio.sleep(0.1)
 
 
-def test_setup_periodic_tasks_creates_every_entry_once(transactional_db: None) -> None:
+def test_setup_periodic_tasks_creates_every_entry_once(
+    transactional_db: None, settings: Any
+) -> None:
     from django_celery_beat.models import PeriodicTask
 
     call_command("setup_periodic_tasks")
@@ -407,6 +409,11 @@ def test_setup_periodic_tasks_creates_every_entry_once(transactional_db: None) -
         "palimpsest: dispatch exports": ("tasks.tasks.dispatch_exports", 30),
         "palimpsest: compaction sweep": ("tasks.tasks.compaction_sweep", 300),
     }
+    # The intervals are settings: a changed one is written on the next run.
+    settings.PALIMPSEST_BEAT_SECONDS = {**settings.PALIMPSEST_BEAT_SECONDS, "dispatch exports": 45}
+    call_command("setup_periodic_tasks")
+    task = PeriodicTask.objects.get(name="palimpsest: dispatch exports")
+    assert task.interval.every == 45 and PeriodicTask.objects.count() == 4
 
 
 async def test_a_stale_session_is_purged_and_its_collaborators_told(

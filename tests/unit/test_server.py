@@ -25,6 +25,7 @@ def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen_and_our_si
         seen["frozen"] = gc.get_freeze_count()
 
     monkeypatch.setattr(CommandLineInterface, "run", run)
+
     class Background:
         """The embedded worker needs a database; here it is only checked that it is started,
         and stopped once daphne returns (not at exit, when thread pools are joined first)."""

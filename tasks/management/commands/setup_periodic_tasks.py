@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-# name → (task, every N seconds). Entries whose name starts with PREFIX belong to this command:
-# ones no longer listed here are removed.
+# name → task; how often each runs is a setting (PALIMPSEST_BEAT_SECONDS). Entries whose name
+# starts with PREFIX belong to this command: ones no longer listed here are removed.
 PREFIX = "palimpsest: "
-ENTRIES = {
-    f"{PREFIX}purge stale presence": ("tasks.tasks.purge_stale_sessions", 60),
-    f"{PREFIX}expire exports": ("tasks.tasks.expire_exports", 600),
-    f"{PREFIX}dispatch exports": ("tasks.tasks.dispatch_exports", 30),
-    f"{PREFIX}compaction sweep": ("tasks.tasks.compaction_sweep", 300),
+TASKS = {
+    "purge stale presence": "tasks.tasks.purge_stale_sessions",
+    "expire exports": "tasks.tasks.expire_exports",
+    "dispatch exports": "tasks.tasks.dispatch_exports",
+    "compaction sweep": "tasks.tasks.compaction_sweep",
 }
 
 
@@ -26,8 +27,11 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        """Make the database schedule match ENTRIES."""
-        for name, (task, seconds) in ENTRIES.items():
+        """Make the database schedule match TASKS and their intervals."""
+        names = []
+        for short, task in TASKS.items():
+            name, seconds = f"{PREFIX}{short}", settings.PALIMPSEST_BEAT_SECONDS[short]
+            names.append(name)
             every, _ = IntervalSchedule.objects.get_or_create(
                 every=seconds, period=IntervalSchedule.SECONDS
             )
@@ -36,7 +40,7 @@ class Command(BaseCommand):
                 defaults={"task": task, "interval": every, "crontab": None, "enabled": True},
             )
             self.stdout.write(f"{'created' if created else 'kept'} {name}: {task} every {seconds}s")
-        stale = PeriodicTask.objects.filter(name__startswith=PREFIX).exclude(name__in=ENTRIES)
+        stale = PeriodicTask.objects.filter(name__startswith=PREFIX).exclude(name__in=names)
         for entry in stale:
             self.stdout.write(f"removed {entry.name}")
         stale.delete()

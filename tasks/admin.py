@@ -7,7 +7,9 @@ from django.http import FileResponse, Http404, HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from collab.http import attachment
 from events.admin import ReadOnlyAdmin
+from tasks import services
 from tasks.models import DeadLetter, Export, ExportStatus
 
 
@@ -49,14 +51,9 @@ class ExportAdmin(ReadOnlyAdmin):
             raise Http404("no such export")
         if export.status != ExportStatus.DONE or not export.file.name:
             raise Http404("this export has no file (yet)")
-        response = FileResponse(
-            export.file.open("rb"),
-            as_attachment=True,
-            filename=f"{export.document.title[:80] or 'document'}@{export.at_seq}.pdf",
-            content_type="application/pdf",
+        return attachment(
+            export.file, filename=services.export_filename(export), content_type="application/pdf"
         )
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Staff with the permission may remove exports."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from django.http import FileResponse, HttpRequest
+from django.http import HttpRequest
 from ninja import Router, Schema
 from ninja.responses import Status
 from pydantic import Field
 
-from collab.http import ErrorOut, caller
+from collab.http import ErrorOut, attachment, caller
 from collab.permissions import Action, document_role, role_may
 from collab.services import NotFound
 from tasks import services
@@ -96,11 +96,6 @@ def download_export(request: HttpRequest, export_id: str) -> Any:
         return Status(410, {"detail": "this export has expired; export again"})
     if export.status != ExportStatus.DONE or not export.file.name:
         return Status(409, {"detail": f"the export is {export.status}, not done"})
-    response = FileResponse(
-        export.file.open("rb"),
-        as_attachment=True,
-        filename=f"{export.document.title[:80] or 'document'}@{export.at_seq}.pdf",
-        content_type="application/pdf",
+    return attachment(
+        export.file, filename=services.export_filename(export), content_type="application/pdf"
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response

@@ -22,6 +22,7 @@ from collab.models import Document
 from collab.notify import publish
 from collab.permissions import Action, NotFound, check
 from collab.sync.html import document_html, document_text
+from collab.sync.restore import content_doc
 from events.selectors import document_head, document_replay
 from tasks.models import DeadLetter, Export, ExportStatus, export_storage
 
@@ -35,6 +36,11 @@ class ExportFailed(Exception):
 def export_url(export: Export) -> str:
     """Where the finished file is downloaded."""
     return f"/api/exports/{export.id}/file"
+
+
+def export_filename(export: Export) -> str:
+    """The name a downloaded export is saved under: the title and the seq it shows."""
+    return f"{export.document.title[:80] or 'document'}@{export.at_seq}.pdf"
 
 
 def export_public(export: Export) -> dict[str, Any]:
@@ -217,10 +223,7 @@ def export_read_state(*, export_id: str) -> str | None:
         document_id, at_seq = export.document_id, export.at_seq
     # Outside the transaction: on SQLite it holds the write lock the event log needs.
     replay = document_replay(document_id=document_id, at_seq=at_seq)
-    doc: Doc[Any] = Doc()
-    for update in replay.updates:
-        doc.apply_update(update)
-    return base64.b64encode(doc.get_update()).decode("ascii")
+    return base64.b64encode(content_doc(replay.updates).get_update()).decode("ascii")
 
 
 def export_render_html(*, export_id: str, state: str | None) -> str | None:

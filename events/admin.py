@@ -1,11 +1,11 @@
 """Admin for the event log: read-only, never editable or deletable."""
 
-import struct
 from typing import Any
 
 from django.contrib import admin
 from django.http import Http404, HttpRequest, HttpResponse
 
+from collab.sync.colors import author_color
 from events.models import Event, Snapshot
 
 
@@ -49,24 +49,6 @@ class SnapshotAdmin(ReadOnlyAdmin):
 
 
 # -- a document's edit history (linked from the document's admin page) ---------------------
-
-_PALETTE = (
-    "#b42318", "#1d4ed8", "#047857", "#7c3aed", "#b45309",
-    "#be185d", "#0e7490", "#4d7c0f", "#475569", "#a21caf",
-)  # fmt: skip
-
-
-def author_color(name: str | None) -> str:
-    """The colour the browser app gives this user (frontend/src/colors.js: FNV-1a)."""
-    if not name:
-        return "#6b7280"
-    encoded = name.encode("utf-16-le")
-    value = 0x811C9DC5
-    # UTF-16 code units, as the browser's charCodeAt gives them.
-    for (unit,) in struct.iter_unpack("<H", encoded):
-        value ^= unit
-        value = (value * 0x01000193) & 0xFFFFFFFF
-    return _PALETTE[value % len(_PALETTE)]
 
 
 def _int(value: str | None) -> int | None:

@@ -17,6 +17,7 @@ from collab import selectors, services
 from collab.http import caller, readable_document
 from collab.models import Document
 from collab.permissions import Action, NotAllowed, NotFound, check, role_may
+from collab.sync.colors import author_color
 from frontend.forms import ShareForm, TitleForm
 
 
@@ -80,7 +81,11 @@ def editor_page(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
         "document": str(document.id),
         "title": document.title,
         "role": role,
-        "user": {"id": user.pk, "name": user.get_username()},
+        "user": {
+            "id": user.pk,
+            "name": user.get_username(),
+            "color": author_color(user.get_username()),
+        },
         "csrfToken": get_token(request),
         # The browser refuses a paste the server would refuse (frontend/src/limits.js).
         "limits": {"maxMessageBytes": settings.PALIMPSEST_MAX_FRAME_BYTES},

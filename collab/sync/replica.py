@@ -10,6 +10,7 @@ from typing import Any
 from pycrdt import Awareness, Decoder, Doc, Encoder, TransactionEvent
 from pycrdt import get_update as diff_update
 
+from collab.sync.colors import author_color
 from collab.sync.compaction import reapply_waiting
 from collab.sync.protocol import (
     EMPTY_UPDATE,
@@ -251,14 +252,16 @@ class Replica:
 
 
 def _named(entry: AwarenessEntry, user_name: str) -> AwarenessEntry:
-    """The entry with `user.name` set to `user_name`; the same object when it already is."""
+    """The entry with `user.name` and `user.color` the server's for `user_name`; the same
+    object when they already are."""
     state = entry.state
     if state is None:
         return entry
+    ours = {"name": user_name, "color": author_color(user_name)}
     user = state.get("user")
-    if isinstance(user, dict) and user.get("name") == user_name:
+    if isinstance(user, dict) and all(user.get(k) == v for k, v in ours.items()):
         return entry
-    user = {**user, "name": user_name} if isinstance(user, dict) else {"name": user_name}
+    user = {**user, **ours} if isinstance(user, dict) else ours
     return AwarenessEntry(entry.client_id, entry.clock, {**state, "user": user})
 
 

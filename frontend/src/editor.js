@@ -8,7 +8,6 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { IndexeddbPersistence } from 'y-indexeddb'
 
-import { userColor } from './colors.js'
 import { LABELS, connectionState } from './connection.js'
 import { ExportFlow, exportView } from './exporter.js'
 import { megabytes, overLimit, sliceBytes } from './limits.js'
@@ -25,7 +24,8 @@ const root = document.getElementById('editor-app')
 const $ = (testid) => root.querySelector(`[data-testid="${testid}"]`)
 const toasts = $('toasts')
 let writable = config.role !== 'viewer'
-const me = { name: config.user.name, color: userColor(config.user.name) }
+// The server stamps every awareness state with the name and colour it knows the user by.
+const me = { name: config.user.name, color: config.user.color }
 const wsOrigin = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
 
 const ydoc = new Y.Doc()

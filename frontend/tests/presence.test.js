@@ -1,7 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { PALETTE, userColor } from '../src/colors.js'
 import { LABELS, connectionState } from '../src/connection.js'
 import { toastFor } from '../src/notifications.js'
 import { ClientNames, presentUsers } from '../src/presence.js'
@@ -22,12 +21,6 @@ test('names of departed clients are remembered for purge messages', () => {
   const names = new ClientNames()
   names.note(new Map([[7, { user: { name: 'carol' } }], [8, { user: { name: 'carol' } }]]))
   assert.deepEqual(names.namesOf([7, 8, 99]), ['carol'])
-})
-
-test('colours are stable and from the palette', () => {
-  assert.equal(userColor('alice'), userColor('alice'))
-  assert.ok(PALETTE.includes(userColor('ünïcødé')))
-  assert.ok(new Set(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map(userColor)).size > 3)
 })
 
 test('connection state: offline beats status; reconnecting only after a first connection', () => {

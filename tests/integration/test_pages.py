@@ -12,6 +12,7 @@ from django.test import Client
 
 from collab.models import Document, Membership, Role
 from collab.services import document_create, member_add, token_issue
+from collab.sync.colors import author_color
 
 pytestmark = pytest.mark.django_db
 
@@ -128,7 +129,7 @@ def test_the_editor_page_carries_what_the_app_needs_and_nothing_more() -> None:
     config = _config(response)
     assert config["document"] == str(document.id)
     assert config["role"] == "owner"
-    assert config["user"] == {"id": olga.pk, "name": "olga"}
+    assert config["user"] == {"id": olga.pk, "name": "olga", "color": author_color("olga")}
     assert config["title"] == "</script><b>x"  # json_script escapes it; the regex found the end
     assert config["paths"]["docs"] == "/ws/docs"
     assert config["paths"]["exports"] == f"/api/docs/{document.id}/exports"

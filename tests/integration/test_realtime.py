@@ -11,6 +11,7 @@ from django.conf import settings
 
 from collab.models import PresenceSession
 from collab.realtime.hub import hub_shutdown
+from collab.sync.colors import author_color
 from events.models import Event
 from tests.integration.conftest import Connect, make_document, make_user
 from tests.ytest import bad_frames
@@ -226,7 +227,8 @@ async def test_awareness_is_relayed_and_removed_when_a_client_leaves(connect: Co
     awareness.set_local_state({"user": {"name": "alice"}})
     await a.send(create_awareness_message(awareness.encode_awareness_update([a.y.doc.client_id])))
     await b.pump()
-    assert decode_awareness(b.y.awareness[-1])[0].state == {"user": {"name": "alice"}}
+    alice_user = {"name": "alice", "color": author_color("alice")}
+    assert decode_awareness(b.y.awareness[-1])[0].state == {"user": alice_user}
     # Her events carry the Yjs client id she announced, and her user as the actor.
     await a.y.insert(0, "hi")
     await b.pump()
@@ -244,7 +246,7 @@ async def test_awareness_is_relayed_and_removed_when_a_client_leaves(connect: Co
     c = await connect(document.id, bob_token)
     seen = decode_awareness(c.y.awareness[-1])[0]
     assert seen.client_id == a.y.doc.client_id
-    assert seen.state == {"user": {"name": "alice"}}
+    assert seen.state == {"user": alice_user}
     await a.close()
     await c.pump()
     gone = decode_awareness(c.y.awareness[-1])[0]
@@ -397,10 +399,10 @@ def _on_sqlite() -> bool:
 async def test_small_batches_are_appended_on_the_loop_only_on_sqlite(
     connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import collab.realtime.hub as hub_module
+    import events.storage as storage_module
 
     thread_batches: list[int] = []
-    append = hub_module.event_append_batch
+    append = storage_module.event_append_batch
 
     def counted(*, items: Any) -> list[int]:
         thread_batches.append(len(items))
@@ -411,7 +413,7 @@ async def test_small_batches_are_appended_on_the_loop_only_on_sqlite(
     document = await make_document(alice, editors=(bob,))
     a = await connect(document.id, alice_token)
     b = await connect(document.id, bob_token)
-    monkeypatch.setattr(hub_module, "event_append_batch", counted)
+    monkeypatch.setattr(storage_module, "event_append_batch", counted)
     await a.y.insert(0, "direct")
     await b.pump()
     assert str(b.y) == "direct"

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pycrdt import Awareness, Doc, Text
 
+from collab.sync.colors import PALETTE, author_color
 from collab.sync.protocol import FrameKind, ProtocolError, decode_awareness, parse_frame
 from collab.sync.replica import Replica
 
@@ -144,10 +145,11 @@ def test_updates_parked_on_a_missing_one_are_served_once_it_arrives() -> None:
     assert str(replayed.doc.get("text", type=Text)) == "aZbcXY"
 
 
-def test_awareness_names_are_the_server_s_not_the_client_s() -> None:
+def test_awareness_names_and_colours_are_the_server_s_not_the_client_s() -> None:
     doc = Doc()
     awareness = Awareness(doc)
-    awareness.set_local_state({"user": {"name": "alice", "color": "#123456"}, "cursor": None})
+    honest_user = {"name": "alice", "color": author_color("alice")}
+    awareness.set_local_state({"user": honest_user, "cursor": None})
     replica = Replica()
     honest = awareness.encode_awareness_update([doc.client_id])
     entries, relay = replica.apply_awareness(honest, "conn", lambda cid: True, user_name="alice")
@@ -158,8 +160,11 @@ def test_awareness_names_are_the_server_s_not_the_client_s() -> None:
         awareness.encode_awareness_update([doc.client_id]), "conn", lambda cid: True, "mallory"
     )
     assert relay is not None
-    assert decode_awareness(relay)[0].state == {"user": {"name": "mallory", "color": "#123456"}}
-    assert entries[0].state == {"user": {"name": "mallory", "color": "#123456"}}
+    # The name and the colour are the server's: nobody passes for someone else in carets.
+    mallory = {"name": "mallory", "color": author_color("mallory")}
+    assert mallory["color"] != "#123456"
+    assert decode_awareness(relay)[0].state == {"user": mallory}
+    assert entries[0].state == {"user": mallory}
     listing = replica.awareness_message()
     assert listing is not None
     assert decode_awareness(parse_frame(listing).payload)[0].state["user"]["name"] == "mallory"
@@ -169,7 +174,7 @@ def test_awareness_names_are_the_server_s_not_the_client_s() -> None:
         awareness.encode_awareness_update([doc.client_id]), "conn", lambda cid: True, "mallory"
     )
     assert relay is not None
-    assert decode_awareness(relay)[0].state == {"user": {"name": "mallory"}}
+    assert decode_awareness(relay)[0].state == {"user": mallory}
 
 
 def test_parked_updates_are_retried_only_when_a_gap_they_wait_on_fills(
@@ -219,3 +224,11 @@ def test_clocks_behind_counts_what_a_client_lacks_and_checks_the_vector() -> Non
     assert replica.clocks_behind(writer.get_state()) == 0
     with pytest.raises(ProtocolError):
         replica.clocks_behind(b"\x05\x01")
+
+
+def test_colours_are_stable_from_the_palette_and_match_the_browser_s_hash() -> None:
+    assert author_color("alice") == author_color("alice") in PALETTE
+    assert author_color("ünïcødé") in PALETTE and author_color(None) not in PALETTE
+    assert len({author_color(name) for name in "abcdefgh"}) > 3
+    # FNV-1a over UTF-16 code units, as the colours shown so far were computed in the browser.
+    assert author_color("alice") == PALETTE[0x872213E7 % len(PALETTE)]  # the old colors.js, in node

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import sqlite3
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
@@ -31,7 +30,8 @@ from collab.sync.protocol import (
 )
 from collab.sync.replica import ParkedLimits, Replica
 from events.selectors import document_heads, document_replay, events_after
-from events.services import LogBusy, NewEvent, SqliteDirectAppender, event_append_batch
+from events.services import NewEvent
+from events.storage import LogWriter, checkpoint, on_writer_connection
 from tasks.tasks import compact_document
 
 logger = logging.getLogger(__name__)
@@ -40,9 +40,6 @@ R = TypeVar("R")
 
 # How often the SQLite WAL is checkpointed while rooms are open.
 _CHECKPOINT_SECONDS = 1.0
-# Largest batch appended on the event loop itself (~90 us for one event, ~300 us for ten);
-# bigger ones come from a backlog, where the writer thread's overlap with relaying pays.
-_DIRECT_BATCH_MAX = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,43 +51,9 @@ class Accepted:
     event: NewEvent
 
 
-def _write(batch: Sequence[Accepted]) -> list[int]:
-    """Append a batch on the writer thread, reconnecting if the connection went bad."""
-    try:
-        return event_append_batch(items=[item.event for item in batch])
-    except Exception:
-        # A broken connection is not reused for the retry.
-        connections["default"].close_if_unusable_or_obsolete()
-        raise
-
-
-def _on_writer_connection(fn: Callable[[], R]) -> R:
-    """Run `fn` on the writer thread, dropping the connection if it went bad."""
-    try:
-        return fn()
-    except Exception:
-        connections["default"].close_if_unusable_or_obsolete()
-        raise
-
-
-def _sqlite_checkpoint() -> None:
-    """A passive checkpoint: copies what it can without blocking the writer or readers."""
-    with connections["default"].cursor() as cursor:
-        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-
-def _open_direct_appender() -> SqliteDirectAppender | None:
-    """The event loop's own SQLite connection for appends; None elsewhere or if it won't open."""
-    db = connections["default"]
-    if db.vendor != "sqlite":
-        return None
-    try:
-        return SqliteDirectAppender(
-            str(db.settings_dict["NAME"]), db.settings_dict["OPTIONS"].get("init_command", "")
-        )
-    except sqlite3.Error:
-        logger.warning("appending through the writer thread only", exc_info=True)
-        return None
+def _events(batch: Sequence[Accepted]) -> list[NewEvent]:
+    """The events of a batch of accepted updates."""
+    return [item.event for item in batch]
 
 
 class Hub:
@@ -98,10 +61,12 @@ class Hub:
 
     def __init__(self) -> None:
         self.rooms: dict[uuid.UUID, Room] = {}
-        self._direct = _open_direct_appender()
+        self.log = LogWriter()
         self.appender: Appender[Accepted] = Appender(
-            write=_write,
-            write_now=self._append_now if self._direct is not None else None,
+            write=lambda batch: self.log.append(_events(batch)),
+            write_now=(lambda batch: self.log.append_now(_events(batch)))
+            if self.log.appends_now
+            else None,
             on_durable=self._on_durable,
             on_failed=self._on_failed,
             batch_max=settings.PALIMPSEST_APPEND_BATCH_MAX,
@@ -137,19 +102,6 @@ class Hub:
         else:
             self._sockets.pop(user_id, None)
 
-    def _append_now(self, batch: Sequence[Accepted]) -> list[int] | None:
-        """Append a small batch on the loop if SQLite's write lock is free; else None."""
-        if self._direct is None or len(batch) > _DIRECT_BATCH_MAX:
-            return None
-        try:
-            return self._direct.append([item.event for item in batch])
-        except LogBusy:
-            return None
-        except Exception:
-            # The writer thread retries it, and reports it if it fails for good.
-            logger.warning("direct append of %d events failed", len(batch), exc_info=True)
-            return None
-
     async def write(self, fn: Callable[..., R], /, **kwargs: Any) -> R:
         """Run a database write on the appender's thread, after the appends queued there.
 
@@ -159,7 +111,7 @@ class Hub:
         hundreds of ms while presence rows were written from another thread).
         """
         loop = asyncio.get_running_loop()
-        call = functools.partial(_on_writer_connection, functools.partial(fn, **kwargs))
+        call = functools.partial(on_writer_connection, functools.partial(fn, **kwargs))
         return await loop.run_in_executor(self.appender.executor, call)
 
     def note_clients(self, connection_id: str, client_ids: list[int]) -> None:
@@ -348,28 +300,40 @@ class Hub:
         future.add_done_callback(_log_failure)
 
     async def on_room_message(self, message: dict[str, Any]) -> None:
-        """A message for a document's rooms from a service: purged sessions lose their carets;
-        `doc.catchup` (an event appended outside the rooms, e.g. a restore) is applied and
-        relayed."""
+        """A message for a document's rooms from a service in this process."""
+        await self._dispatch(message, _FROM_SERVICES)
+
+    async def _dispatch(
+        self, message: dict[str, Any], kinds: frozenset[str], *, ready: bool = False
+    ) -> None:
+        """Hand a group message to its handler, named after its type as Channels does:
+        `doc.catchup` → `doc_catchup(room, message)`. Unknown types and rooms are ignored."""
+        kind = message.get("type")
+        if kind not in kinds:
+            return
         try:
             document_id = uuid.UUID(hex=str(message.get("doc")))
         except ValueError:
             return
         room = self.rooms.get(document_id)
-        if room is None or room.closed:
+        if room is None or room.closed or (ready and not room.ready.done()):
             return
-        if message.get("type") == "doc.catchup":
-            if room.ready.done():
-                await self._catch_up_room(room)
-            return
-        if message.get("type") == "doc.access":
-            ended = message.get("session")
-            await self._recheck_access(
-                room, message.get("user"), ended if isinstance(ended, str) else None
-            )
-            return
-        if message.get("type") != "doc.purged":
-            return
+        await getattr(self, str(kind).replace(".", "_"))(room, message)
+
+    async def doc_catchup(self, room: Room, message: dict[str, Any]) -> None:
+        """An event appended outside the rooms (a restore, say): apply and relay it."""
+        if room.ready.done():
+            await self._catch_up_room(room)
+
+    async def doc_access(self, room: Room, message: dict[str, Any]) -> None:
+        """A user's rights changed: their sockets in the room get them as they are now."""
+        ended = message.get("session")
+        await self._recheck_access(
+            room, message.get("user"), ended if isinstance(ended, str) else None
+        )
+
+    async def doc_purged(self, room: Room, message: dict[str, Any]) -> None:
+        """Purged sessions lose their carets."""
         # A purged client id now spoken for by a live local connection is not a ghost.
         ids = [
             int(cid)
@@ -388,26 +352,21 @@ class Hub:
     # -- other processes -------------------------------------------------------------------
 
     async def _on_remote(self, message: dict[str, Any]) -> None:
-        """Apply another process's durable updates or awareness to the local room."""
-        try:
-            document_id = uuid.UUID(hex=str(message.get("doc")))
-        except ValueError:
-            return
-        room = self.rooms.get(document_id)
-        if room is None or room.closed or not room.ready.done():
-            return
-        if message.get("type") in ("doc.purged", "doc.catchup", "doc.access"):
-            await self.on_room_message(message)
-        elif message.get("type") == "doc.updates":
-            await self._apply_logged(room, [(int(s), bytes(u)) for s, u in message["events"]])
-        elif message.get("type") == "doc.awareness":
-            # Another process checked ownership; here its frame is only recorded and passed on.
-            frame = bytes(message["frame"])
-            _, relay = room.replica.apply_awareness(
-                _awareness_payload(frame), "remote", lambda cid: True
-            )
-            if relay is not None:
-                await room.broadcast(create_awareness_message(relay))
+        """Another process's durable updates, awareness or service messages, for a ready room."""
+        await self._dispatch(message, _FROM_PROCESSES, ready=True)
+
+    async def doc_updates(self, room: Room, message: dict[str, Any]) -> None:
+        """Another process's durable updates: apply and relay the ones not seen here."""
+        await self._apply_logged(room, [(int(s), bytes(u)) for s, u in message["events"]])
+
+    async def doc_awareness(self, room: Room, message: dict[str, Any]) -> None:
+        """Another process checked ownership; here its frame is only recorded and passed on."""
+        frame = bytes(message["frame"])
+        _, relay = room.replica.apply_awareness(
+            _awareness_payload(frame), "remote", lambda cid: True
+        )
+        if relay is not None:
+            await room.broadcast(create_awareness_message(relay))
 
     async def _apply_logged(self, room: Room, events: list[tuple[int, bytes]]) -> None:
         """Apply logged events this room has not seen and relay them to every local member."""
@@ -479,7 +438,7 @@ class Hub:
         self._background.append(loop.create_task(self._heartbeat_loop()))
         if self.bus is not None:
             self._background.append(loop.create_task(self._catchup_loop()))
-        if connections["default"].vendor == "sqlite":
+        if self.log.needs_checkpoints:
             self._background.append(loop.create_task(self._checkpoint_loop()))
 
     async def _heartbeat_loop(self) -> None:
@@ -497,7 +456,7 @@ class Hub:
         while True:
             await asyncio.sleep(_CHECKPOINT_SECONDS)
             try:
-                await database_sync_to_async(_sqlite_checkpoint)()
+                await database_sync_to_async(checkpoint)()
             except Exception:
                 logger.warning("SQLite checkpoint failed", exc_info=True)
 
@@ -541,8 +500,7 @@ class Hub:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.appender.executor, connections.close_all)
         self.appender.executor.shutdown(wait=False)
-        if self._direct is not None:
-            self._direct.close()
+        self.log.close()
 
 
 def _parked_limits() -> ParkedLimits:
@@ -568,6 +526,10 @@ def _awareness_payload(frame: bytes) -> bytes:
     """The awareness update inside an awareness frame we encoded or relayed."""
     return parse_frame(frame).payload
 
+
+# Group message types each source may send (handlers are the Hub's methods of the same name).
+_FROM_SERVICES = frozenset({"doc.catchup", "doc.access", "doc.purged"})
+_FROM_PROCESSES = _FROM_SERVICES | {"doc.updates", "doc.awareness"}
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 

@@ -7,12 +7,11 @@ tests/interop/test_stack.py runs the same work through separate worker processes
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +31,7 @@ from events.services import snapshot_compact
 from tasks.models import DeadLetter, Export
 from tests.integration.conftest import Connect, make_document, make_user
 from tests.richdoc import every_node_type, long_document
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -380,19 +380,11 @@ async def test_the_compaction_sweep_fans_out_over_documents_past_the_threshold(
         await peer.close()
     settings.PALIMPSEST_COMPACT_TAIL_EVENTS = 3
     await database_sync_to_async(compaction_sweep.delay)()
-    await _eventually(lambda: Snapshot.objects.count() == 2)
+    await eventually(database_sync_to_async(lambda: Snapshot.objects.count() == 2), 30)
     snapped = set(
         await database_sync_to_async(list)(Snapshot.objects.values_list("document_id", flat=True))
     )
     assert snapped == {long_a.id, long_b.id}
-
-
-async def _eventually(check: Callable[[], bool], within: float = 30) -> None:
-    """Wait until a database check holds."""
-    deadline = time.monotonic() + within
-    while not await database_sync_to_async(check)():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 def test_setup_periodic_tasks_creates_every_entry_once(
@@ -552,10 +544,10 @@ async def test_another_users_export_is_done_within_two_renders_during_a_burst(
     def unfinished() -> int:
         return Export.objects.exclude(status__in=("done", "failed")).count()
 
-    for _ in range(900):  # at most 180 s
-        if not await database_sync_to_async(unfinished)():
-            break
-        await asyncio.sleep(0.2)
+    async def all_finished() -> bool:
+        return await database_sync_to_async(unfinished)() == 0
+
+    await eventually(all_finished, 180, "every export finished")
     exports = await database_sync_to_async(lambda: list(Export.objects.order_by("created_at")))()
     assert [e.status for e in exports] == ["done"] * 4
     by_finish = [str(e.id) for e in sorted(exports, key=lambda e: e.finished_at)]
@@ -588,11 +580,8 @@ async def test_a_render_over_the_time_limit_is_killed_and_the_next_export_works(
     progress = await inbox.next("export.progress")
     while progress["export"]["stage"] != "rendering PDF":
         progress = await inbox.next("export.progress")
-    children: set[int] = set()
-    deadline = time.monotonic() + 10
-    while not children and time.monotonic() < deadline:
-        children = {p.pid for p in multiprocessing.active_children()}
-        await asyncio.sleep(0.05)
+    await eventually(multiprocessing.active_children, 10, "a render child")
+    children = {p.pid for p in multiprocessing.active_children()}
     failed = await inbox.next("export.failed")
     took = time.monotonic() - started
     assert failed["export"]["error"] == "rendering took longer than 4 s, the limit"

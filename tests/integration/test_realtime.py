@@ -14,6 +14,7 @@ from collab.realtime.hub import hub_shutdown
 from collab.sync.colors import author_color
 from events.models import Event
 from tests.integration.conftest import Connect, make_document, make_user
+from tests.waiting import eventually
 from tests.ytest import bad_frames
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,9 +64,14 @@ async def test_duplicate_and_empty_updates_are_not_logged(connect: Connect) -> N
     update = await a.y.insert(0, "once")
     await a.send(b"\x00\x02" + bytes([len(update)]) + update)  # the same update again
     await a.send(b"\x00\x02\x02\x00\x00")  # an empty update
-    await a.pump()
-    await asyncio.sleep(0.1)
-    assert await event_count(document) == 1
+    # A marker after them on the same socket: once it is logged, they were handled.
+    await a.y.insert(4, "!")
+
+    async def marker_logged() -> bool:
+        return await event_count(document) >= 2
+
+    await eventually(marker_logged, 5, "the marker logged")
+    assert await event_count(document) == 2
     await a.close()
 
 
@@ -203,14 +209,17 @@ async def test_presence_rows_follow_connections(connect: Connect) -> None:
     client_ids = database_sync_to_async(
         lambda: PresenceSession.objects.get(document=document, user=alice).yjs_client_ids
     )
-    for _ in range(50):
-        if await client_ids() == [peer.y.doc.client_id]:
-            break
-        await asyncio.sleep(0.02)
-    assert await client_ids() == [peer.y.doc.client_id]
+
+    async def announced() -> bool:
+        return await client_ids() == [peer.y.doc.client_id]
+
+    await eventually(announced, 5, "the announced awareness id in the presence row")
     await peer.close()
-    await asyncio.sleep(0.1)
-    assert await count() == 0
+
+    async def gone() -> bool:
+        return await count() == 0
+
+    await eventually(gone, 5, "the presence row removed")
 
 
 async def test_awareness_is_relayed_and_removed_when_a_client_leaves(connect: Connect) -> None:
@@ -332,8 +341,7 @@ async def test_idle_rooms_stay_warm_then_unload(connect: Connect, hub: Any, sett
     again = await connect(document.id, token)
     assert str(again.y) == "warm"
     await again.close()
-    await asyncio.sleep(0.5)
-    assert document.id not in hub.rooms, "an idle room is dropped after the idle time"
+    await eventually(lambda: document.id not in hub.rooms, 5, "an idle room dropped")
     cold = await connect(document.id, token)
     assert str(cold.y) == "warm"
     await cold.close()
@@ -348,8 +356,11 @@ async def test_heartbeats_keep_presence_fresh(connect: Connect, settings: Any) -
         lambda: PresenceSession.objects.get(document=document, user=alice).last_seen
     )
     first = await last_seen()
-    await asyncio.sleep(0.35)
-    assert await last_seen() > first
+
+    async def refreshed() -> bool:
+        return await last_seen() > first
+
+    await eventually(refreshed, 5, "a heartbeat")
     await peer.close()
 
 

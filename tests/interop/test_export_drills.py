@@ -14,21 +14,18 @@ from websockets.sync.client import connect
 
 from tests.interop.live import LiveServer, _children, events_until, publish
 from tests.richdoc import long_document
+from tests.waiting import eventually_sync
 
 # How long a stopping server may take; a render may take minutes (its time limit is 120 s).
 STOP_BOUND_S = 10.0
 
 
-def _render_children(server: LiveServer, within: float = 20) -> list[int]:
+def _render_children(server: LiveServer) -> list[int]:
     """The server's render child processes, once one is running."""
     assert server.process is not None
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = _children(server.process.pid)
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("no render child process started")
+    pid = server.process.pid
+    eventually_sync(lambda: _children(pid), 20, "a render child process")
+    return _children(pid)
 
 
 def test_sigterm_mid_render_stops_in_bound_and_the_export_resumes(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from collab import selectors, services
 from collab.http import ErrorOut, caller, readable_document
+from collab.limits import TITLE_MAX, USERNAME_MAX
 from collab.models import Document
 from collab.permissions import Action, check
 from collab.text import PrintableStr
@@ -24,7 +25,7 @@ router = Router(tags=["documents"])
 class DocumentIn(Schema):
     """A new document."""
 
-    title: PrintableStr = Field(min_length=1, max_length=200)
+    title: PrintableStr = Field(min_length=1, max_length=TITLE_MAX)
 
 
 class DocumentOut(Schema):
@@ -41,7 +42,7 @@ class DocumentOut(Schema):
 class MemberIn(Schema):
     """Share a document with a user."""
 
-    username: PrintableStr = Field(min_length=1, max_length=150)
+    username: PrintableStr = Field(min_length=1, max_length=USERNAME_MAX)
     role: Literal["editor", "viewer"]
 
 

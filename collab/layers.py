@@ -11,7 +11,7 @@ from __future__ import annotations
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # CRDT, protocol, replica, compaction, restore, attribution, content as text and HTML.
     # Pure Python over pycrdt: no Django.
-    ("pure core", ("collab.sync", "collab.sync.*", "collab.realtime.codes")),
+    ("pure core", ("collab.sync", "collab.sync.*", "collab.realtime.codes", "collab.limits")),
     # Documents, members, tokens, who may do what, and the one notification publisher.
     (
         "documents",

@@ -7,6 +7,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from collab.limits import LABEL_MAX, TITLE_MAX
+
 
 class Role(models.TextChoices):
     """What a member may do with a document."""
@@ -20,7 +22,7 @@ class Document(models.Model):
     """A collaboratively edited rich-text document; its content lives in the event log."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=TITLE_MAX)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_documents"
     )
@@ -90,7 +92,7 @@ class Version(models.Model):
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
     seq = models.PositiveBigIntegerField()
-    label = models.CharField(max_length=200)
+    label = models.CharField(max_length=LABEL_MAX)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

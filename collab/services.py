@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from collab.limits import TITLE_MAX
 from collab.models import ApiToken, Document, Membership, PresenceSession, Role
 from collab.notify import publish
 from collab.permissions import Action, check
@@ -38,9 +39,6 @@ def document_create(*, owner: User, title: str) -> Document:
     document = Document.objects.create(owner=owner, title=printable_text(title, what="a title"))
     Membership.objects.create(document=document, user=owner, role=Role.OWNER)
     return document
-
-
-TITLE_MAX = 200
 
 
 def document_rename(*, document: Document, by: User, title: str) -> Document:

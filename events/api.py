@@ -15,6 +15,7 @@ from ninja.responses import Status
 from pydantic import Field
 
 from collab.http import ErrorOut, caller, readable_document
+from collab.limits import LABEL_MAX
 from collab.text import PrintableStr
 from events import history
 from events.selectors import document_head
@@ -133,7 +134,7 @@ class VersionIn(Schema):
     """Name the document as it was after `seq`."""
 
     seq: int = Field(ge=0)
-    label: PrintableStr = Field(min_length=1, max_length=200)
+    label: PrintableStr = Field(min_length=1, max_length=LABEL_MAX)
 
 
 class VersionOut(Schema):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from collab.limits import TITLE_MAX, USERNAME_MAX
 from collab.models import Role
-from collab.services import TITLE_MAX
 from collab.text import printable_text
 
 
@@ -27,5 +27,5 @@ class TitleForm(forms.Form):
 class ShareForm(forms.Form):
     """Share a document with a user as editor or viewer."""
 
-    username = forms.CharField(max_length=150, strip=True, validators=[_printable])
+    username = forms.CharField(max_length=USERNAME_MAX, strip=True, validators=[_printable])
     role = forms.ChoiceField(choices=[(Role.EDITOR, "Editor"), (Role.VIEWER, "Viewer")])

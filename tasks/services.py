@@ -18,6 +18,13 @@ from django.db import transaction
 from django.utils import timezone
 from pycrdt import Doc
 
+from collab.limits import (
+    DEAD_LETTER_EXCEPTION_CHARS,
+    DEAD_LETTER_TRACEBACK_CHARS,
+    EXPORT_ERROR_CHARS,
+    EXPORT_PROGRESS,
+    FILENAME_TITLE_CHARS,
+)
 from collab.models import Document
 from collab.notify import publish
 from collab.permissions import Action, NotFound, check
@@ -40,7 +47,7 @@ def export_url(export: Export) -> str:
 
 def export_filename(export: Export) -> str:
     """The name a downloaded export is saved under: the title and the seq it shows."""
-    return f"{export.document.title[:80] or 'document'}@{export.at_seq}.pdf"
+    return f"{export.document.title[:FILENAME_TITLE_CHARS] or 'document'}@{export.at_seq}.pdf"
 
 
 def export_public(export: Export) -> dict[str, Any]:
@@ -189,10 +196,10 @@ def export_resume_unfinished() -> int:
     return len(ids) + exports_dispatch()
 
 
-def _progress(export: Export, *, stage: str, progress: int) -> None:
-    """Record and announce a step of a running export."""
+def _progress(export: Export, *, stage: str) -> None:
+    """Record and announce a step of a running export (its percentage is the step's)."""
     export.stage = stage
-    export.progress = progress
+    export.progress = EXPORT_PROGRESS[stage]
     export.save(update_fields=["stage", "progress"])
     _announce(export, "export.progress")
 
@@ -219,7 +226,7 @@ def export_read_state(*, export_id: str) -> str | None:
         export.attempts += 1
         export.started_at = export.started_at or timezone.now()
         export.save(update_fields=["status", "attempts", "started_at"])
-        _progress(export, stage="reading the log", progress=10)
+        _progress(export, stage="reading the log")
         document_id, at_seq = export.document_id, export.at_seq
     # Outside the transaction: on SQLite it holds the write lock the event log needs.
     replay = document_replay(document_id=document_id, at_seq=at_seq)
@@ -234,7 +241,7 @@ def export_render_html(*, export_id: str, state: str | None) -> str | None:
         export = _open(export_id)
         if export is None:
             return None
-        _progress(export, stage="laying out", progress=30)
+        _progress(export, stage="laying out")
         title = export.document.title
     doc: Doc[Any] = Doc()
     doc.apply_update(base64.b64decode(state))
@@ -252,7 +259,7 @@ def export_render_pdf(*, export_id: str, html: str | None) -> str | None:
         export = _open(export_id)
         if export is None:
             return None
-        _progress(export, stage="rendering PDF", progress=50)
+        _progress(export, stage="rendering PDF")
     # WeasyPrint loads only where exports are rendered, not in every process that imports us.
     from tasks.render import pdf as renderer
 
@@ -315,7 +322,7 @@ def export_fail(*, export_id: str, reason: str) -> None:
         if export is None:
             return
         export.status = ExportStatus.FAILED
-        export.error = reason[:2000]
+        export.error = reason[:EXPORT_ERROR_CHARS]
         export.finished_at = timezone.now()
         export.save(update_fields=["status", "error", "finished_at"])
         _announce(export, "export.failed")
@@ -345,8 +352,8 @@ def dead_letter_record(
         task_name=task_name,
         args=task_args_for_logs(args),
         kwargs=task_args_for_logs(kwargs),
-        exception=exception[:4000],
-        traceback=traceback[-20000:],
+        exception=exception[:DEAD_LETTER_EXCEPTION_CHARS],
+        traceback=traceback[-DEAD_LETTER_TRACEBACK_CHARS:],
     )
 
 

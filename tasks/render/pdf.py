@@ -8,6 +8,7 @@ from typing import Any
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
+from collab.limits import QUOTED_CHARS
 from tasks.render.errors import RenderError
 
 logger = logging.getLogger("tasks.render")
@@ -31,8 +32,8 @@ class DenyAllFetcher(URLFetcher):
 
     def fetch(self, url: str, headers: Any = None) -> Any:
         """Refuse."""
-        logger.warning("export renderer refused to fetch %s", url[:200])
-        raise RefusedFetch(f"fetching is disabled in exports: {url[:200]}")
+        logger.warning("export renderer refused to fetch %s", url[:QUOTED_CHARS])
+        raise RefusedFetch(f"fetching is disabled in exports: {url[:QUOTED_CHARS]}")
 
     def open(self, url: Any, data: Any = None, timeout: Any = None) -> Any:
         """Refuse (the opener path)."""
@@ -46,7 +47,7 @@ def html_to_pdf(html: str) -> bytes:
     except Exception as exc:
         # A short reason only: the exception text may quote the document, and it gets logged.
         raise RenderError(
-            f"the PDF renderer failed: {type(exc).__name__}: {str(exc)[:200]}"
+            f"the PDF renderer failed: {type(exc).__name__}: {str(exc)[:QUOTED_CHARS]}"
         ) from exc
     if not pdf:
         raise RenderError("the PDF renderer produced nothing")

@@ -39,7 +39,7 @@ class Embedded:
         next start.
         """
         if self.beat is not None:
-            self.beat.service.stop(wait=False)  # it ends its current sleep meanwhile
+            self.beat.ask_to_stop()  # it ends its current sleep meanwhile
         # Only a renderer that was imported needs stopping (importing WeasyPrint at exit to
         # stop nothing would only slow the exit down).
         isolated = sys.modules.get("tasks.render.isolated")
@@ -49,7 +49,7 @@ class Embedded:
         if isolated is not None:
             isolated.restart()  # renders refused only while the worker stopped
         if self.beat is not None:
-            self.beat.stop()
+            self.beat.join(timeout=10)
 
 
 def start(*, beat: bool = True, concurrency: int = 2) -> Embedded:
@@ -102,10 +102,9 @@ class _Beat(threading.Thread):
             # outlives the thread (and PostgreSQL then refuses to drop a test database).
             connections.close_all()
 
-    def stop(self) -> None:
-        """Stop the scheduler and wait for the thread to end."""
-        self.service.stop(wait=True)
-        self.join(timeout=10)
+    def ask_to_stop(self) -> None:
+        """Tell the scheduler to stop after its current tick; `join` waits for the thread."""
+        self.service.stop(wait=False)
 
 
 def _wait_until_consuming(worker: WorkController, timeout: float = 30.0) -> None:

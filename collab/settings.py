@@ -125,7 +125,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         # No automatic checkpoints: one would run inside whichever commit crosses the
         # threshold and fsync there (~11 ms spikes at p99 on the append path). The hub
-        # checkpoints from a thread of its own instead (collab/realtime/hub.py).
+        # checkpoints from a thread of its own instead (events/storage.py, collab/realtime/hub.py).
         "init_command": (
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
         ),

@@ -85,8 +85,12 @@ class SqliteDirectAppender:
     def __init__(self, path: str, init_command: str) -> None:
         self._db = sqlite3.connect(path, timeout=0, isolation_level=None)
         # The same pragmas as Django's own connections (WAL, no fsync per commit, no
-        # automatic checkpoints): the caller passes the database's `init_command`.
+        # automatic checkpoints): the caller passes the database's `init_command`. They may
+        # meet another connection's brief write (beat's tick, a presence row), so they wait
+        # for it, once, rather than lose this path for the process's life; appends never wait.
+        self._db.execute("PRAGMA busy_timeout = 2000")
         self._db.executescript(init_command)
+        self._db.execute("PRAGMA busy_timeout = 0")
 
     def append(self, items: Sequence[NewEvent]) -> list[int]:
         """Append events in one transaction; their seqs, in order."""

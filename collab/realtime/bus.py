@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from collab.notify import document_group
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -50,6 +52,14 @@ class Bus:
             elif not want and group in self._subscribed:
                 await self._layer.group_discard(group, channel)
                 self._subscribed.discard(group)
+
+    async def follow(self, document_id: uuid.UUID, wanted: Callable[[], bool]) -> None:
+        """Subscribe to a document's group while `wanted()` holds, and leave it after."""
+        await self.set_subscribed(document_group(document_id), wanted)
+
+    async def publish_room(self, document_id: uuid.UUID, message: dict[str, Any]) -> None:
+        """Send a room message (its `type` and payload) to the document's other processes."""
+        await self.publish(document_group(document_id), {**message, "doc": document_id.hex})
 
     async def publish(self, group: str, message: dict[str, Any]) -> None:
         """Send a message to every process subscribed to `group`."""

@@ -1,53 +1,12 @@
-"""Admin for documents, members, tokens and presence."""
+"""Admin for members, tokens and presence. A document's own admin page, with its edit
+history, is in events/admin.py."""
 
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.http import HttpRequest
 
-from collab.models import ApiToken, Document, Membership, PresenceSession, Version
-
-
-class MembershipInline(admin.TabularInline):
-    """Members on the document page."""
-
-    model = Membership
-    extra = 0
-
-
-@admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
-    """Documents."""
-
-    list_display = ("title", "owner", "created_at", "edit_history")
-    search_fields = ("title", "owner__username")
-    inlines = [MembershipInline]
-
-    @admin.display(description="History")
-    def edit_history(self, obj: Document) -> str:
-        """A link to the document's edit history."""
-        return format_html(
-            '<a href="{}">Edit history</a>', reverse("admin:collab_document_edits", args=[obj.pk])
-        )
-
-    def get_urls(self) -> list[URLPattern]:
-        """The document's edit history page (Django's own "history" is the admin's change log)."""
-
-        def view(request: HttpRequest, object_id: str) -> HttpResponse:
-            from events.admin import document_edits_view
-
-            return document_edits_view(self, request, object_id)
-
-        return [
-            path(
-                "<path:object_id>/edits/",
-                self.admin_site.admin_view(view),
-                name="collab_document_edits",
-            ),
-            *super().get_urls(),
-        ]
+from collab.models import ApiToken, Membership, PresenceSession, Version
 
 
 @admin.register(Membership)

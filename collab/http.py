@@ -15,7 +15,8 @@ from ninja.errors import AuthenticationError, ValidationError
 from collab import selectors
 from collab.models import Document
 from collab.permissions import Action, NotAllowed, NotFound, check
-from events.history import Busy, NoSuchSeq
+from events.history import NoSuchSeq
+from events.replays import Busy
 from tasks.services import TooManyExports
 
 

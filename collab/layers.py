@@ -1,5 +1,6 @@
 """The project's layers, bottom up. A module may import modules of its own layer and of the
-layers below, never above; nothing may import in a circle. tests/unit/test_layers.py walks the
+layers below, never above (and in a sealed layer, not its own either); nothing may import in
+a circle. tests/unit/test_layers.py walks the
 import graph (imports inside functions included) against this table.
 
 Patterns are fnmatch patterns over dotted module names; a module belongs to the first layer,
@@ -29,18 +30,22 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("log", ("events", "events.*")),
     # Background work (Celery) and the realtime rooms that relay edits.
     ("work", ("tasks", "tasks.*", "collab.realtime", "collab.realtime.*")),
+    # What the entry points share: errors, the caller and readable-document lookups (every
+    # router and page), socket authentication, forms, admin base classes.
+    (
+        "entry plumbing",
+        ("collab.http", "collab.adminkit", "collab.realtime.auth", "*.forms"),
+    ),
     # What requests and commands enter through: routers, pages, admin, consumers, commands.
+    # They never import one another (see SEALED).
     (
         "entry points",
         (
             "*.api",
             "*.admin",
             "*.views",
-            "*.forms",
             "*.management",
             "*.management.*",
-            "collab.http",
-            "collab.realtime.auth",
             "collab.realtime.consumer",
             "collab.realtime.notifications",
             "collab.realtime.transport",
@@ -67,3 +72,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
 )
+
+# Layers whose modules may not import one another: only the composition root imports an
+# entry point.
+SEALED: frozenset[str] = frozenset({"entry points"})

@@ -1,28 +1,64 @@
-"""Admin for the event log: read-only, never editable or deletable."""
+"""Admin for the event log (read-only, never editable or deletable) and for documents,
+whose page links to their edit history: the timeline, the document after any seq, authored
+diffs, restore, versions and exports."""
 
+import uuid
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
+from collab.adminkit import ReadOnlyAdmin
+from collab.models import Document, Membership
+from collab.permissions import NotAllowed, NotFound
 from collab.sync.colors import author_color
+from events import history, restore
 from events.models import Event, Snapshot
+from events.replays import Busy
+from events.selectors import document_head
+from tasks.services import export_request
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """An admin that can look but not touch."""
+class MembershipInline(admin.TabularInline):
+    """Members on the document page."""
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        """Never."""
-        return False
+    model = Membership
+    extra = 0
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Never."""
-        return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Never."""
-        return False
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    """Documents."""
+
+    list_display = ("title", "owner", "created_at", "edit_history")
+    search_fields = ("title", "owner__username")
+    inlines = [MembershipInline]
+
+    @admin.display(description="History")
+    def edit_history(self, obj: Document) -> str:
+        """A link to the document's edit history."""
+        return format_html(
+            '<a href="{}">Edit history</a>', reverse("admin:collab_document_edits", args=[obj.pk])
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        """The document's edit history page (Django's own "history" is the admin's change log)."""
+
+        def view(request: HttpRequest, object_id: str) -> HttpResponse:
+            return document_edits_view(self, request, object_id)
+
+        return [
+            path(
+                "<path:object_id>/edits/",
+                self.admin_site.admin_view(view),
+                name="collab_document_edits",
+            ),
+            *super().get_urls(),
+        ]
 
 
 @admin.register(Event)
@@ -62,17 +98,6 @@ def _int(value: str | None) -> int | None:
 
 def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) -> HttpResponse:
     """Timeline of bursts, the document after any seq, authored diff, restore, versions, export."""
-    from django.contrib import messages
-    from django.shortcuts import redirect
-    from django.template.response import TemplateResponse
-    from django.urls import reverse
-
-    from collab.models import Document
-    from collab.permissions import NotAllowed, NotFound
-    from events import history
-    from events.selectors import document_head
-    from tasks.services import export_request
-
     document = Document.objects.filter(pk=object_id).first() if _is_uuid(object_id) else None
     if document is None or not model_admin.has_view_permission(request, document):
         raise Http404("no such document")
@@ -88,7 +113,7 @@ def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) 
             return redirect(here)
         try:
             if action == "restore":
-                new_seq = history.document_restore(
+                new_seq = restore.document_restore(
                     document=document, by=user, seq=seq, operator=True
                 )
                 if new_seq is None:
@@ -97,7 +122,7 @@ def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) 
                     messages.success(request, f"Restored to #{seq} as a new event, #{new_seq}.")
                 return redirect(f"{here}?seq={new_seq or seq}")
             if action == "version":
-                version = history.version_create(
+                version = restore.version_create(
                     document=document,
                     by=user,
                     seq=seq,
@@ -150,14 +175,13 @@ def document_edits_view(model_admin: Any, request: HttpRequest, object_id: str) 
         context["attribution"] = (
             _attribution(document.id, seq) if request.GET.get("authors") else None
         )
-    except history.Busy as exc:
+    except Busy as exc:
         messages.warning(request, str(exc))
     return TemplateResponse(request, "admin/events/document_edits.html", context)
 
 
 def _is_uuid(value: str) -> bool:
     """Whether `value` is a UUID."""
-    import uuid
 
     try:
         uuid.UUID(value)
@@ -168,7 +192,6 @@ def _is_uuid(value: str) -> bool:
 
 def _diff(document_id: Any, start: int | None, end: int | None, head: int) -> Any:
     """The authored diff between two seqs, or None when none was asked for."""
-    from events import history
 
     if start is None or end is None or start > head or end > head or end < start:
         return None
@@ -178,7 +201,6 @@ def _diff(document_id: Any, start: int | None, end: int | None, head: int) -> An
 
 def _attribution(document_id: Any, seq: int) -> Any:
     """Who wrote each part of the document at `seq`, with each author's colour."""
-    from events import history
 
     result = history.document_attribution(document_id=document_id, at_seq=seq)
     return {

@@ -1,4 +1,5 @@
-"""History endpoints: thin views over events.history (mounted on the project's API).
+"""History endpoints: thin views over events.history and events.restore (mounted on the
+project's API).
 
 Members read history; owners and editors restore and name versions. Strangers get 404, as
 for every document endpoint.
@@ -18,6 +19,7 @@ from collab.http import ErrorOut, caller, readable_document
 from collab.limits import LABEL_MAX
 from collab.text import PrintableStr
 from events import history
+from events.restore import document_restore, version_create
 from events.selectors import document_head
 
 router = Router(tags=["history"])
@@ -261,7 +263,7 @@ def show_diff(request: HttpRequest, doc_id: str, query: Query[DiffQuery]) -> Sta
 def restore(request: HttpRequest, doc_id: str, body: RestoreIn) -> Status[dict[str, Any]]:
     """Bring the document back to how it was after `seq`, as a new event; nothing is erased."""
     document, _ = readable_document(request, doc_id)
-    seq = history.document_restore(document=document, by=caller(request), seq=body.seq)
+    seq = document_restore(document=document, by=caller(request), seq=body.seq)
     # 200: nothing was appended, the document already is as it was then.
     return Status(201 if seq is not None else 200, {"seq": seq, "restored_to": body.seq})
 
@@ -283,7 +285,7 @@ def create_version(request: HttpRequest, doc_id: str, body: VersionIn) -> Status
     """Name a version ("sent to client"); owners and editors may."""
     document, _ = readable_document(request, doc_id)
     try:
-        version = history.version_create(
+        version = version_create(
             document=document,
             by=caller(request),
             seq=body.seq,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 
@@ -347,3 +348,27 @@ def snapshot_compact(*, document_id: uuid.UUID, upto_seq: int | None = None) -> 
         state_bytes=len(folded.state),
         duration_ms=duration_ms,
     )
+
+
+def checkpoints_fill(*, document_id: uuid.UUID, every: int | None = None) -> int:
+    """Add snapshots so no two (nor 0 and the head) are more than `every` seqs apart.
+
+    Rooms already compact every PALIMPSEST_COMPACT_TAIL_EVENTS events; this covers logs
+    written otherwise (imports, long offline syncs, a beat sweep over a long tail). Returns
+    how many snapshots were written.
+    """
+    every = every or settings.PALIMPSEST_CHECKPOINT_EVENTS
+    head = document_head(document_id=document_id)
+    have = sorted(
+        Snapshot.objects.filter(document_id=document_id).values_list("upto_seq", flat=True)
+    )
+    made = 0
+    previous = 0
+    for bound in [*have, head]:
+        # In order: each one starts from the snapshot before it, so this is linear in the log.
+        while bound - previous > every:
+            previous += every
+            if snapshot_compact(document_id=document_id, upto_seq=previous):
+                made += 1
+        previous = max(previous, bound)
+    return made

@@ -7,8 +7,8 @@ from django.http import FileResponse, Http404, HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from collab.adminkit import ReadOnlyAdmin
 from collab.http import attachment
-from events.admin import ReadOnlyAdmin
 from tasks import services
 from tasks.models import DeadLetter, Export, ExportStatus
 

@@ -14,9 +14,8 @@ from django.db import InterfaceError, OperationalError
 
 from collab.selectors import documents_with_stale_presence
 from collab.services import presence_purge_stale
-from events.history import checkpoints_fill
 from events.selectors import documents_to_compact
-from events.services import snapshot_compact
+from events.services import checkpoints_fill, snapshot_compact
 from tasks import services
 from tasks.render.errors import RenderError, RendererStopped
 

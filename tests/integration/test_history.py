@@ -17,9 +17,10 @@ from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
 from collab.services import document_create, member_add, token_issue
 from collab.sync.protocol import create_update_message
-from events.history import checkpoints_fill, document_content, document_restore
+from events.history import document_content
 from events.models import Event, EventKind, Snapshot
-from events.services import NewEvent, event_append_batch
+from events.restore import document_restore
+from events.services import NewEvent, checkpoints_fill, event_append_batch
 from tests.integration.conftest import Connect, make_document, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

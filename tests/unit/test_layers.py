@@ -7,7 +7,7 @@ from collections import defaultdict
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from collab.layers import LAYERS
+from collab.layers import LAYERS, SEALED
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("collab", "events", "tasks", "frontend")
@@ -81,6 +81,19 @@ def test_no_module_imports_a_higher_layer() -> None:
         if _layer(target) > _layer(module)
     )
     assert upward == [], "\n".join(upward)
+
+
+def test_no_module_imports_a_module_of_a_sealed_layer_beside_it() -> None:
+    modules = _modules()
+    sideways = sorted(
+        f"{module} -> {target} ({LAYERS[_layer(module)][0]})"
+        for module, targets in _imports(modules).items()
+        for target in targets
+        if target != module
+        and _layer(target) == _layer(module)
+        and LAYERS[_layer(module)][0] in SEALED
+    )
+    assert sideways == [], "\n".join(sideways)
 
 
 def test_no_import_cycles() -> None:

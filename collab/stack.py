@@ -1,6 +1,7 @@
 """`make stack`: the docker-compose topology without Docker (web, worker, beat [, flower]).
 
-Needs REDIS_URL and DATABASE_URL (PostgreSQL) pointing at running servers. Each process
+Needs REDIS_URL and DATABASE_URL (PostgreSQL) pointing at running servers; reads them, HOST
+and PORT through the project's settings. Each process
 is started as compose would start it; a signal to this one stops them all, and if one of
 them dies the rest are stopped too.
 """
@@ -13,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+
+from django.conf import settings
 
 
 def _commands(host: str, port: int, concurrency: int, flower: bool) -> dict[str, list[str]]:
@@ -34,16 +37,18 @@ def _commands(host: str, port: int, concurrency: int, flower: bool) -> dict[str,
 
 def main(argv: list[str]) -> int:
     """Prepare the database, start every process, stop them all together."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collab.settings")
     parser = argparse.ArgumentParser(prog="python -m collab.stack")
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--host", default=settings.HOST)
+    parser.add_argument("--port", type=int, default=settings.PORT)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--flower", action="store_true", help="also run flower on :5555")
     args = parser.parse_args(argv)
-    if not os.environ.get("REDIS_URL") or not os.environ.get("DATABASE_URL"):
-        print("make stack needs REDIS_URL and DATABASE_URL", file=sys.stderr)
+    if not settings.REDIS_URL or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        print("make stack needs REDIS_URL and DATABASE_URL (PostgreSQL)", file=sys.stderr)
         return 2
-    # The web process derives its trusted origins from PORT; keep it the port it serves on.
+    # The processes read their settings from the environment, and the web process derives its
+    # trusted origins from PORT: keep it the port it serves on.
     os.environ["PORT"] = str(args.port)
     py = sys.executable
     for step in (

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.interop.live import LiveServer, NodeClient
+from tests.waiting import eventually_sync
 
 PARAGRAPH = ("--shape", "paragraph")
 
@@ -38,16 +39,15 @@ def servers(
 
 
 def _closed_within(client: NodeClient, seconds: float) -> tuple[float, list[int]]:
-    """Wait for the client's close events; the seconds until the first, and every code."""
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        codes = [e["code"] for e in client.events if e.get("event") == "closed"]
-        if codes:
-            took = time.monotonic() - started
-            time.sleep(1.5)  # long enough for a reconnect attempt, were there one
-            return took, [e["code"] for e in client.events if e.get("event") == "closed"]
-        time.sleep(0.01)
-    raise AssertionError(f"not closed within {seconds} s: {client.events}")
+    """Wait until the client is closed and its provider has given up reconnecting; the seconds
+    until the close, and the code of every close it saw."""
+    took = eventually_sync(
+        lambda: any(e.get("event") == "closed" for e in client.events), seconds, "closed"
+    )
+    # Reported in the same turn as the terminal close: were the close not final, a reconnect,
+    # and its close, would come before this instead.
+    eventually_sync(lambda: any(e.get("event") == "gave_up" for e in client.events), 5, "gave up")
+    return took, [e["code"] for e in client.events if e.get("event") == "closed"]
 
 
 def test_access_changes_reach_an_open_stock_client(

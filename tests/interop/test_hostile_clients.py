@@ -33,6 +33,7 @@ from tests.interop.raw import (
     write_document,
     ws_url,
 )
+from tests.waiting import eventually_sync
 from tests.ytest import mutate, same_document
 
 # Small bounds, so each attack crosses them within seconds.
@@ -104,7 +105,8 @@ def test_a_reader_that_asks_and_never_reads_is_closed_and_its_memory_freed(
     before = rss_mb(pid)
     with LatencyProbe(server, owner) as probe:
         closed_after, peak = ask_and_never_read(ws_url(server, doc_id, viewer), pid, 40)
-    time.sleep(1)
+    # Freed once it is closed (the allocator returns what it can within a moment).
+    eventually_sync(lambda: rss_mb(pid) - before < 60, 10, "memory freed after the close")
     after = rss_mb(pid)
     print(
         f"asker: RSS {before:.0f} -> peak {peak:.0f} -> {after:.0f} MB, closed after "
@@ -113,7 +115,6 @@ def test_a_reader_that_asks_and_never_reads_is_closed_and_its_memory_freed(
     )
     assert closed_after is not None, "a socket that never reads is closed"
     assert peak - before < 150, "what waits for a reader that never reads is bounded"
-    assert after - before < 60, "and freed once it is closed"
     assert probe.lost == 0
     _no_tracebacks(server)
 
@@ -281,12 +282,8 @@ def test_a_message_over_the_limit_is_refused_with_4413_and_not_resent(
     writer = node_client(server.ws_url, doc_id, token)
     assert writer.call("wait_synced")["ok"]
     assert writer.call("insert", pos=0, text="y" * (LIMIT + 1000))["ok"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any(
-        e.get("event") == "closed" for e in writer.events
-    ):
-        time.sleep(0.1)
-    time.sleep(3)
+    # The provider gives up in the same turn as a final close; a reconnect would come first.
+    eventually_sync(lambda: any(e.get("event") == "gave_up" for e in writer.events), 20)
     closes = [e for e in writer.events if e.get("event") == "closed"]
     assert [e["code"] for e in closes] == [4413], closes
     assert server.event_count(doc_id) == 0
@@ -389,7 +386,11 @@ def test_many_clients_then_none_leave_no_traceback(
     converged(clients)
     for client in clients:
         client.close()
-    time.sleep(1)
+    # A later marker: a newcomer sees none of them once the server has handled every close
+    # (a caret leaves with its socket), so any traceback from those closes is logged by then.
+    newcomer = node_client(server.ws_url, doc_id, token)
+    assert newcomer.call("wait_synced")["ok"]
+    eventually_sync(lambda: newcomer.call("peers")["peers"] == [], 10, "every close handled")
     _no_tracebacks(server)
 
 

@@ -100,24 +100,26 @@ def test_a_worker_killed_mid_export_still_completes_it_exactly_once(stack: LiveS
         for pid in pool:
             os.kill(pid, signal.SIGKILL)
         after = events_until(notes, "export.done", within=120)
-        # Anything announced late would arrive now.
-        time.sleep(3)
-        try:
-            while True:
-                after.append(json.loads(notes.recv(timeout=0.5)))
-        except TimeoutError:
-            pass
-    kinds = [e["type"] for e in after]
+        # A later marker through the same queue, worker and socket: a second export, asked
+        # for now. A duplicate run of the first (a redelivery) announces itself before the
+        # marker's own "done" arrives, or alongside it.
+        marker = stack.api("POST", f"/docs/{doc_id}/exports", token, {})
+        while not (
+            after[-1]["type"] == "export.done" and after[-1]["export"]["id"] == marker["id"]
+        ):
+            after += events_until(notes, "export.done", within=120)
+    mine = [e for e in after if e.get("export", {}).get("id") == export["id"]]
+    kinds = [e["type"] for e in mine]
     assert kinds.count("export.done") == 1 and "export.failed" not in kinds
     # The step was killed mid-flight: it was delivered again and announced itself again.
-    stages = [e["export"]["stage"] for e in after if e["type"] == "export.progress"]
+    stages = [e["export"]["stage"] for e in mine if e["type"] == "export.progress"]
     assert stages[:1] == ["rendering PDF"], stages
     shown = stack.api("GET", f"/exports/{export['id']}", token)
     assert shown["status"] == "done"
     pdf = _download(stack, token, shown["download_url"])
     assert "Section 40" in _pdf_text(pdf)
     files = sorted(p.name for p in (stack.var_dir / "exports").rglob("*.pdf"))
-    assert files == [f"{export['id']}.pdf"]
+    assert files == sorted([f"{export['id']}.pdf", f"{marker['id']}.pdf"])
 
 
 def test_a_burst_of_exports_is_cut_at_the_cap_and_others_go_first(stack: LiveStack) -> None:

@@ -40,8 +40,8 @@ function currentText (session) {
 }
 
 /**
- * Report the provider's connection events as {"event": ...} lines; with `noReconnect`,
- * destroy the provider after its first close.
+ * Report the provider's connection events as {"event": ...} lines ('gave_up' when it will not
+ * reconnect); with `noReconnect`, destroy the provider after its first close.
  * @param {Session} session
  * @param {boolean} noReconnect
  */
@@ -50,6 +50,9 @@ function reportEvents (session, noReconnect) {
   provider.on('status', ({ status }) => emit({ event: 'status', status }))
   provider.on('sync', (synced) => emit({ event: 'sync', synced }))
   provider.on('connection-error', (event) => emit({ event: 'error', message: String(event?.message ?? event?.error ?? 'error') }))
+  // The provider decided not to reconnect (a 44xx close): emitted in the same turn as that
+  // close's 'closed', so a test waits for it instead of waiting to see no reconnect.
+  provider.on('closed', ({ code, reason }) => emit({ event: 'gave_up', code, reason }))
   provider.on('connection-close', (event) => {
     emit({ event: 'closed', code: event?.code ?? null, reason: event?.reason ?? '' })
     if (noReconnect && !session.closed) {

@@ -8,6 +8,8 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
+from django.http import Http404
+
 from collab.models import Membership, Role
 
 
@@ -25,8 +27,8 @@ class NotAllowed(PermissionError):
     """The caller may know the document, but may not do this to it."""
 
 
-class NotFound(Exception):
-    """No such object, or the caller may not know it exists."""
+class NotFound(Http404):
+    """No such object, or the caller may not know it exists (a page answers 404 for it)."""
 
 
 _GRANTS: dict[str, frozenset[Action]] = {

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -16,17 +16,9 @@ from django.views.decorators.http import require_GET, require_POST
 from collab import selectors, services
 from collab.http import caller, readable_document
 from collab.models import Document
-from collab.permissions import Action, NotAllowed, NotFound, check, role_may
+from collab.permissions import Action, NotAllowed, check, role_may
 from collab.sync.colors import author_color
 from frontend.forms import ShareForm, TitleForm
-
-
-def _readable(request: HttpRequest, doc_id: uuid.UUID) -> tuple[Document, str]:
-    """A document the user may read and their role; 404 for strangers, as the API does."""
-    try:
-        return readable_document(request, doc_id)
-    except NotFound as exc:
-        raise Http404("no such document") from exc
 
 
 def _may_share(request: HttpRequest, document: Document) -> bool:
@@ -75,7 +67,7 @@ def document_create_view(request: HttpRequest) -> HttpResponse:
 @login_required
 def editor_page(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
     """The TipTap editor for one document; the app reads its settings from `config`."""
-    document, role = _readable(request, doc_id)
+    document, role = readable_document(request, doc_id)
     user = caller(request)
     config: dict[str, Any] = {
         "document": str(document.id),
@@ -118,7 +110,7 @@ def editor_page(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
 @login_required
 def document_rename_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
     """The owner or an editor renames the document."""
-    document, _ = _readable(request, doc_id)
+    document, _ = readable_document(request, doc_id)
     form = TitleForm(request.POST)
     if not form.is_valid():
         _form_errors(request, form)
@@ -138,7 +130,7 @@ def document_rename_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpRespons
 @login_required
 def member_add_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
     """The owner shares the document with a user as editor or viewer."""
-    document, _ = _readable(request, doc_id)
+    document, _ = readable_document(request, doc_id)
     if not _may_share(request, document):  # before any username lookup: nothing to learn
         return redirect("editor", doc_id=doc_id)
     form = ShareForm(request.POST)
@@ -165,7 +157,7 @@ def member_add_view(request: HttpRequest, doc_id: uuid.UUID) -> HttpResponse:
 @login_required
 def member_remove_view(request: HttpRequest, doc_id: uuid.UUID, username: str) -> HttpResponse:
     """The owner unshares the document; the member's open editors close."""
-    document, _ = _readable(request, doc_id)
+    document, _ = readable_document(request, doc_id)
     if not _may_share(request, document):
         return redirect("editor", doc_id=doc_id)
     user = selectors.user_by_username(username=username)

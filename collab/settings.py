@@ -219,6 +219,9 @@ PALIMPSEST_APPEND_QUEUE_BYTES = _env_int("PALIMPSEST_APPEND_QUEUE_BYTES", 64 * 1
 PALIMPSEST_APPEND_BATCH_MAX = _env_int("PALIMPSEST_APPEND_BATCH_MAX", 2_000)
 # How often a presence row's last_seen is refreshed while its socket is open.
 PALIMPSEST_HEARTBEAT_SECONDS = _env_int("PALIMPSEST_HEARTBEAT_SECONDS", 30)
+# On SIGTERM or SIGINT a web process drains (collab/realtime/drain.py) and exits within this
+# many seconds; an orchestrator's grace period must be longer (compose: stop_grace_period).
+PALIMPSEST_DRAIN_SECONDS = float(os.environ.get("PALIMPSEST_DRAIN_SECONDS", "10"))
 # With several processes, how often each open room checks the log for updates it missed.
 PALIMPSEST_CATCHUP_SECONDS = float(os.environ.get("PALIMPSEST_CATCHUP_SECONDS", "2"))
 # Awareness updates a room receives within this window are relayed together, one frame per

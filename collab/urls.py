@@ -12,6 +12,7 @@ from ninja.security import HttpBearer, SessionAuth
 from collab import selectors
 from collab.api import router as documents_router
 from collab.http import install_error_handlers
+from collab.realtime import drain
 from events.api import router as history_router
 from tasks.api import router as exports_router
 
@@ -43,7 +44,10 @@ api.add_router("/", history_router)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for orchestrators: the app answers and reaches its database."""
+    """Readiness for load balancers: the app answers and reaches its database; 503 while the
+    process drains, so no one new is routed to it."""
+    if drain.draining():
+        return JsonResponse({"ok": False, "draining": True}, status=503)
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"ok": True})

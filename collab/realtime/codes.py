@@ -7,6 +7,9 @@ reconnecting would repeat the refusal) and reconnects on anything else (45xx: tr
 
 from __future__ import annotations
 
+# 1012 (service restart) is not one of ours to send through ASGI (autobahn's sendClose allows
+# 1000 and 3000-4999): the transport sends it as a raw close frame when a process drains.
+CLOSE_SERVICE_RESTART = 1012  # this process is stopping; reconnect (through the balancer)
 CLOSE_PROTOCOL_ERROR = 4400  # a malformed frame or update, or over an awareness/parked bound
 CLOSE_ACCESS_REMOVED = 4403  # unshared, token revoked or user deactivated while connected
 CLOSE_TOO_BIG = 4413  # a message over PALIMPSEST_MAX_FRAME_BYTES

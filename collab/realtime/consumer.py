@@ -13,6 +13,7 @@ from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from collab.permissions import Action, role_may
+from collab.realtime import drain
 from collab.realtime.answers import FullStateAnswers
 from collab.realtime.auth import TOKEN_ID
 from collab.realtime.codes import (
@@ -155,7 +156,8 @@ class DocumentConsumer(AsyncConsumer):
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Handle one frame from the client."""
         room = self.room
-        if room is None or self.closing:
+        if room is None or self.closing or drain.draining():
+            # Draining: not taken, so the client still has it and sends it where it reconnects.
             return
         data = message.get("bytes")
         if data is None:

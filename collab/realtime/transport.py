@@ -13,7 +13,11 @@ tests all start it), so every WebSocket gets:
 - an incoming message over `PALIMPSEST_MAX_FRAME_BYTES` is answered with a 4413 close frame
   naming the limit, and its payload is discarded as it streams in (autobahn drops TCP, which a
   stock client takes for a network fault and answers by re-sending the same message forever);
-- outgoing messages are never refused for size: a document bigger than the limit still opens.
+- outgoing messages are never refused for size: a document bigger than the limit still opens;
+- a graceful drain on SIGTERM or SIGINT (`collab/realtime/drain.py`): handshakes are refused
+  with 503, what was accepted is appended and relayed, then every socket is closed with 1012
+  (which ASGI cannot send) so its client reconnects elsewhere, all within
+  `PALIMPSEST_DRAIN_SECONDS`.
 
 The consumer reports what it has taken through the ASGI scope extension `FLOW_EXTENSION`; under
 other servers (tests' `WebsocketCommunicator`) it is absent and nothing here applies.
@@ -21,19 +25,24 @@ other servers (tests' `WebsocketCommunicator`) it is absent and nothing here app
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from typing import Any
 
+from autobahn.websocket.types import ConnectionDeny
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
+from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from collab.realtime.codes import CLOSE_TOO_BIG, CLOSE_TOO_SLOW
+from collab.realtime import drain
+from collab.realtime.codes import CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_TOO_SLOW
+from collab.realtime.hub import hub_shutdown
 from collab.realtime.rooms import FLOW_EXTENSION
 
 logger = logging.getLogger(__name__)
@@ -85,6 +94,24 @@ class FlowControlledProtocol(WebSocketProtocol):
         if getattr(self.transport, "producer", None) is not None:
             self.transport.unregisterProducer()
         self.transport.registerProducer(self._window, True)
+
+    def onConnect(self, request: Any) -> Any:
+        """Refuse new sockets while the process drains: the client tries again elsewhere."""
+        if drain.draining():
+            raise ConnectionDeny(503, "server restarting")
+        return super().onConnect(request)
+
+    def close_for_restart(self) -> None:
+        """Close with 1012 (service restart): the client reconnects, through the balancer."""
+        if self.state != self.STATE_OPEN:
+            return
+        self.gave_up = True
+        self._queued.clear()
+        self.queued_bytes = 0
+        # A raw close frame, as daphne sends 1011: autobahn's sendClose refuses 1012.
+        self.sendCloseFrame(
+            code=CLOSE_SERVICE_RESTART, reasonUtf8=b"server restarting", isReply=False
+        )
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -243,11 +270,57 @@ class FlowControlledServer(Server):
         factory.protocol = FlowControlledProtocol
         self._ws_factory = factory
 
+    def kill_all_applications(self) -> Any:
+        """On the way down (daphne's "before shutdown" trigger): drain, then what daphne does."""
+        drained = defer.Deferred.fromFuture(asyncio.ensure_future(self._drain()))
+        drained.addErrback(lambda failure: logger.error("draining failed: %s", failure.value))
+        drained.addCallback(lambda _: super(FlowControlledServer, self).kill_all_applications())
+        # Last, once no application is left to use it: the hub's writer connection and tasks.
+        drained.addCallback(lambda _: defer.Deferred.fromFuture(asyncio.ensure_future(_release())))
+        return drained
+
+    async def _drain(self) -> None:
+        """Refuse newcomers, settle what was accepted, close every socket with 1012, and wait
+        (all within PALIMPSEST_DRAIN_SECONDS) for applications to finish."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # A second left for what follows: daphne's cancel, the embedded worker's stop.
+        deadline = loop.time() + max(1.0, settings.PALIMPSEST_DRAIN_SECONDS - 1.0)
+        drain.begin()
+        sockets = [p for p in self.connections if isinstance(p, FlowControlledProtocol)]
+        logger.info("draining: %d sockets open", len(sockets))
+        try:
+            # Half the time for appends; the rest for the closing handshakes.
+            settle_for = max(0.1, (deadline - loop.time()) / 2)
+            await asyncio.wait_for(drain.settle(), settle_for)
+        except TimeoutError:
+            logger.error("draining: accepted updates still not durable; closing anyway")
+        for protocol in list(self.connections):
+            if isinstance(protocol, FlowControlledProtocol):
+                protocol.close_for_restart()
+        running = [
+            details["application_instance"]
+            for details in self.connections.values()
+            if "application_instance" in details and not details["application_instance"].done()
+        ]
+        if running:
+            # Sockets end when their clients answer the close; requests when they are answered.
+            await asyncio.wait(running, timeout=max(0.0, deadline - loop.time()))
+        logger.info("drained in %.2f s", loop.time() - started)
+
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
         """Give WebSocket consumers a handle to report the messages they have taken."""
         if isinstance(protocol, FlowControlledProtocol):
             scope.setdefault("extensions", {})[FLOW_EXTENSION] = protocol
         return super().create_application(protocol, scope)
+
+
+async def _release() -> None:
+    """Shut the hub down (briefly: what it had to append is appended by now)."""
+    try:
+        await asyncio.wait_for(hub_shutdown(), 1.0)
+    except Exception:
+        logger.exception("shutting the hub down failed")
 
 
 class CommandLine(CommandLineInterface):

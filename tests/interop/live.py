@@ -396,3 +396,17 @@ def _cmdline(pid: int) -> bytes:
         return (Path("/proc") / str(pid) / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def logged_text(server: LiveServer, doc_id: str, name: str = "text") -> str:
+    """The Y.Text `name` of a document as its log replays (works while the server is down)."""
+    return server.manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "import uuid; from pycrdt import Doc, Text; "
+        "from events.selectors import document_replay; d = Doc(); "
+        f"[d.apply_update(u) for u in document_replay(document_id=uuid.UUID('{doc_id}')).updates]; "
+        f"print(str(d.get({name!r}, type=Text)), end='')",
+    )

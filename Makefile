@@ -5,6 +5,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
+WEB     ?= 1
 CLIENTS := tests/interop/clients
 FRONTEND := frontend
 BUNDLE  := $(FRONTEND)/static/frontend/editor.js
@@ -43,9 +44,10 @@ run: .venv/.installed $(BUNDLE)
 	$(PY) manage.py setup_periodic_tasks
 	HOST=$(HOST) PORT=$(PORT) exec $(PY) -m collab.server -b $(HOST) -p $(PORT) collab.asgi:application
 
-# The docker-compose topology as separate processes (needs REDIS_URL and DATABASE_URL).
+# The docker-compose topology as separate processes (needs REDIS_URL and DATABASE_URL);
+# WEB=N: N web processes on the ports after PORT, behind HAProxy on PORT when installed.
 stack: .venv/.installed $(BUNDLE)
-	exec $(PY) -m collab.stack --host $(HOST) --port $(PORT)
+	exec $(PY) -m collab.stack --host $(HOST) --port $(PORT) --web $(WEB)
 
 worker: .venv/.installed
 	exec $(PY) -m celery -A collab worker --loglevel INFO --pool prefork

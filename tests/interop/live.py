@@ -328,9 +328,12 @@ def random_edits_together(clients: list[NodeClient], count: int, delay_ms: int) 
 class LiveStack(LiveServer):
     """`python -m collab.stack`: web, Celery worker and beat as separate processes."""
 
-    def __init__(self, var_dir: Path, env: dict[str, str], concurrency: int = 1) -> None:
+    def __init__(
+        self, var_dir: Path, env: dict[str, str], concurrency: int = 1, web: int = 1
+    ) -> None:
         super().__init__(var_dir, env)
         self.concurrency = concurrency
+        self.web = web
         self.log = var_dir / "stack.log"
 
     def start(self) -> LiveStack:
@@ -345,6 +348,8 @@ class LiveStack(LiveServer):
                     str(self.port),
                     "--concurrency",
                     str(self.concurrency),
+                    "--web",
+                    str(self.web),
                 ],
                 cwd=ROOT,
                 env=self.env,
@@ -363,6 +368,29 @@ class LiveStack(LiveServer):
                     raise RuntimeError(f"the stack exited: {self.log.read_text()}") from None
                 time.sleep(0.2)
         raise RuntimeError(f"the stack did not start in 60 s: {self.log.read_text()}")
+
+    @property
+    def web_ports(self) -> list[int]:
+        """The web processes' own ports (behind HAProxy on `port` when there are several)."""
+        return [self.port] if self.web == 1 else [self.port + i for i in range(1, self.web + 1)]
+
+    def web_pid(self, port: int) -> int | None:
+        """The pid of the web process serving on `port` now, if any."""
+        assert self.process is not None
+        for pid in _children(self.process.pid):
+            args = _cmdline(pid).split(b"\0")
+            if b"collab.server" in args and str(port).encode() in args:
+                return pid
+        return None
+
+    def healthy(self, port: int) -> bool:
+        """Whether the process on `port` answers /healthz with 200."""
+        try:
+            url = f"http://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
 
     def worker_pool_pids(self) -> list[int]:
         """The Celery worker's pool processes (the ones that run tasks)."""

@@ -36,6 +36,7 @@ LABELS = {"node": "Node y-websocket", "pycrdt": "pycrdt-websocket", "ours": "Pal
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 OURS_USERS = 5
+BENCH_CONNECTIONS_PER_USER = 1000
 
 Result = dict[str, Any]
 
@@ -206,7 +207,13 @@ class OursServer(Server):
         """Settings module and data directory; SQLite unless --ours-env says otherwise."""
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         assert self.var_dir is not None
-        env.update(PALIMPSEST_VAR_DIR=str(self.var_dir), DJANGO_SETTINGS_MODULE="collab.settings")
+        env.update(
+            PALIMPSEST_VAR_DIR=str(self.var_dir),
+            DJANGO_SETTINGS_MODULE="collab.settings",
+            # Each of the OURS_USERS users has a socket in every document (80 at most): over
+            # the per-user cap meant for hostile clients (32), which would refuse most of them.
+            PALIMPSEST_CONNECTIONS_PER_USER=str(BENCH_CONNECTIONS_PER_USER),
+        )
         return {**env, **self.extra_env}
 
     def manage(self, *args: str) -> str:

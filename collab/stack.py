@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -78,7 +79,7 @@ def haproxy_config(host: str, port: int, web_ports: list[int]) -> str:
         f"    server web{i} 127.0.0.1:{web_port} check" for i, web_port in enumerate(web_ports, 1)
     )
     return f"""global
-    maxconn 20000
+    maxconn {_haproxy_maxconn()}
 
 defaults
     mode http
@@ -104,6 +105,15 @@ backend web
     default-server inter 1s fall 1 rise 2
 {servers}
 """
+
+
+def _haproxy_maxconn() -> int:
+    """As many connections as this process's file limit lets HAProxy hold (two per
+    connection), up to 20,000; HAProxy refuses to start if it cannot raise its limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 20_000
+    return max(256, min(20_000, (soft - 100) // 2))
 
 
 def main(argv: list[str]) -> int:

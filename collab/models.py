@@ -28,6 +28,11 @@ class Document(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The log's head: its last event's seq and chain hash, written in the append's own
+    # transaction (events/services.py), so the next append and every catch-up read one row
+    # instead of the log. 0 and null for an empty log.
+    head_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    head_hash = models.BinaryField(null=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

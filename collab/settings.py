@@ -47,6 +47,10 @@ CSRF_TRUSTED_ORIGINS = [
     if o.strip()
 ]
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Every Redis client (the channel layer, Celery's broker) gives up on a silent server after
+# these many seconds (connecting, and waiting for an answer).
+REDIS_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("REDIS_CONNECT_TIMEOUT_SECONDS", "2"))
+REDIS_SOCKET_TIMEOUT_SECONDS = float(os.environ.get("REDIS_SOCKET_TIMEOUT_SECONDS", "3"))
 
 # -- HTTPS in production (README, "Production settings"); all off by default, for local HTTP.
 # Cookies only over HTTPS.
@@ -140,7 +144,17 @@ if REDIS_URL:
             # Pub/sub delivery measured far faster than RedisChannelLayer for fan-out; it is
             # at most once, so rooms catch up from the event log (see collab/realtime/hub.py).
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Timeouts: a Redis that stops answering fails a publish or a subscribe in
+            # seconds instead of holding it for good (redis-py waits forever by default).
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+                    }
+                ]
+            },
         }
     }
 else:
@@ -281,12 +295,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = _env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
 CELERY_TASK_TIME_LIMIT = _env_int("CELERY_TASK_TIME_LIMIT", 180)
+# A running export that stays this long in one stage (longer than any step may run) lost its
+# queued step, e.g. to a Redis that restarted empty: the dispatcher (beat) queues it again.
+PALIMPSEST_EXPORT_STUCK_SECONDS = _env_int(
+    "PALIMPSEST_EXPORT_STUCK_SECONDS", CELERY_TASK_TIME_LIMIT + 60
+)
 # WeasyPrint's caches grow with every document; a renderer process is replaced now and then
 # (the worker's pool processes, and the embedded server's render child).
 CELERY_WORKER_MAX_TASKS_PER_CHILD = _env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 50)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queueing a task from a request (an export) tries twice, then the caller decides (an export
+# stays pending and beat dispatches it later): a request never waits long on a silent broker.
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT_SECONDS
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # How often beat runs each periodic task, in seconds (`manage.py setup_periodic_tasks` writes
 # them to the database schedule).
@@ -298,7 +326,11 @@ PALIMPSEST_BEAT_SECONDS = {
 }
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     # With acks_late a task taken by a worker that vanished comes back after this long.
-    {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    {
+        "visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    }
     if REDIS_URL
     # The in-memory broker is polled; its default second would delay every task.
     else {"polling_interval": 0.05}

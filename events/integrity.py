@@ -2,9 +2,11 @@
 
 What it finds: an event whose content or metadata was edited (its hash no longer matches, or,
 if the hash was rewritten to match, the next event's does not), an event deleted from the
-middle (a gap in seq), and a missing seq 1. A cut tail is only seen when a snapshot claims a
-seq beyond the head: deleting the newest events otherwise leaves a shorter chain that is
-valid, and only a head hash kept outside the database (an anchor) would show it.
+middle (a gap in seq), and a missing seq 1. A cut tail is seen when the document's recorded
+head (written by every append, in its transaction) or a snapshot claims a seq beyond the log's
+last event, or the head's hash is not the last event's; deleting the newest events and
+rewriting that head as well leaves a shorter chain that is valid, which only a head hash kept
+outside the database (an anchor) would show.
 """
 
 from __future__ import annotations
@@ -108,6 +110,21 @@ def chain_verify(*, document_id: uuid.UUID) -> ChainReport:
         # Chain on the stored hash (equal to ours here) so each link is judged on its own.
         prev, expected_seq, count = digest, seq + 1, count + 1
     head = expected_seq - 1
+    recorded = Document.objects.filter(pk=document_id).values_list("head_seq", "head_hash").first()
+    if recorded is not None and (
+        recorded[0] != head or (head and bytes(recorded[1] or b"") != prev)
+    ):
+        return ChainReport(
+            document_id=document_id,
+            events=count,
+            broken_seq=min(head, recorded[0]) + 1 if recorded[0] != head else head,
+            reason=Break.TRUNCATED,
+            detail=(
+                f"the log ends at seq {head} but its recorded head is seq {recorded[0]}"
+                + ("" if recorded[0] != head else " with another hash")
+                + ": the newest events were deleted or replaced"
+            ),
+        )
     snapshots = Snapshot.objects.filter(document_id=document_id)
     snapshot_seq = snapshots.aggregate(upto=Max("upto_seq"))["upto"]
     if snapshot_seq is not None and snapshot_seq > head:

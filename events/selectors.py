@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
 from collab.models import Document
@@ -41,30 +41,23 @@ def document_replay(*, document_id: uuid.UUID, at_seq: int | None = None) -> Rep
 
 
 def document_head(*, document_id: uuid.UUID) -> int:
-    """The document's highest seq (0 for an empty log)."""
-    return (
-        Event.objects.filter(document_id=document_id)
-        .order_by("-seq")
-        .values_list("seq", flat=True)
-        .first()
-        or 0
-    )
+    """The document's highest seq (0 for an empty log or an unknown document)."""
+    return Document.objects.filter(pk=document_id).values_list("head_seq", flat=True).first() or 0
 
 
 def documents_to_compact(*, min_tail: int) -> list[uuid.UUID]:
     """Documents whose log has at least `min_tail` events after their newest snapshot.
 
-    One index lookup per document for its head and one for its snapshot, not a scan of the log.
+    The head is the document's column; one index lookup per document for its snapshot.
     """
-    head = Event.objects.filter(document_id=OuterRef("pk")).order_by("-seq").values("seq")[:1]
     snap = (
         Snapshot.objects.filter(document_id=OuterRef("pk"))
         .order_by("-upto_seq")
         .values("upto_seq")[:1]
     )
-    rows = Document.objects.annotate(
-        head=Coalesce(Subquery(head), 0), snap=Coalesce(Subquery(snap), 0)
-    ).values_list("pk", "head", "snap")
+    rows = Document.objects.annotate(snap=Coalesce(Subquery(snap), 0)).values_list(
+        "pk", "head_seq", "snap"
+    )
     return [pk for pk, h, s in rows.iterator() if h - s >= min_tail]
 
 
@@ -86,11 +79,8 @@ def events_after(
 
 
 def document_heads(*, document_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """The highest seq of each document that has events."""
-    rows = (
-        Event.objects.filter(document_id__in=list(document_ids))
-        .values("document_id")
-        .annotate(head=Max("seq"))
-        .values_list("document_id", "head")
+    """The highest seq of each document that has events: one row per document, not a scan."""
+    rows = Document.objects.filter(pk__in=list(document_ids), head_seq__gt=0).values_list(
+        "pk", "head_seq"
     )
     return dict(rows)

@@ -136,6 +136,10 @@ def _append(cursor: Any, items: Sequence[NewEvent], *, own_transaction: bool) ->
         stamp = Event._meta.get_field("created_at").get_db_prep_value(now, db)
         rows = _number_and_chain(items, heads, now)
         _insert_rows(cursor, sql, items, rows, doc_values, stamp)
+        cursor.executemany(
+            sql.set_head,
+            [(heads[doc][0], heads[doc][1], value) for doc, value in doc_values.items()],
+        )
     except BaseException:
         if own_transaction:
             cursor.execute("ROLLBACK")
@@ -181,9 +185,10 @@ class _Sql:
 
     begin: str
     mark: str
-    # Empty where the begin statement already serialises writers (SQLite).
-    lock: str
+    # Reads the documents' heads; on PostgreSQL it also locks their rows (SQLite's begin
+    # statement already serialises writers).
     heads: str
+    set_head: str
     insert: str
     row: str
 
@@ -204,22 +209,18 @@ def _sql_for(vendor: str) -> _Sql:
         # SQLite: IMMEDIATE takes the one write lock now, before the heads are read.
         begin="BEGIN IMMEDIATE" if vendor == "sqlite" else "BEGIN",
         mark=mark,
-        # Locking the rows (ordered, so two processes cannot deadlock) makes other processes'
-        # appenders to these documents wait for our commit.
-        lock=(
-            f"SELECT {doc_id} FROM {documents} WHERE {doc_id} IN ({{}}) ORDER BY 1 FOR UPDATE"
-            if db.features.has_select_for_update
-            else ""
-        ),
-        # Scalar subqueries per document, so the head's seq and its hash are each a single
-        # index probe on (document, seq); MAX ... GROUP BY walked every event of the document.
+        # The head is a column of the document's row: one probe per document. Locking the rows
+        # (ordered, so two processes cannot deadlock) makes other processes' appenders to
+        # these documents wait for our commit; FOR UPDATE then returns the rows as that commit
+        # left them (PostgreSQL re-reads a row it waited for), heads included.
         heads=(
-            f"SELECT d.{doc_id}, "
-            f"(SELECT MAX(e.{q('seq')}) FROM {events} e "
-            f"WHERE e.{q('document_id')} = d.{doc_id}), "
-            f"(SELECT e.{q('hash')} FROM {events} e WHERE e.{q('document_id')} = d.{doc_id} "
-            f"ORDER BY e.{q('seq')} DESC LIMIT 1) "
-            f"FROM {documents} d WHERE d.{doc_id} IN ({{}})"
+            f"SELECT {doc_id}, {q('head_seq')}, {q('head_hash')} FROM {documents} "
+            f"WHERE {doc_id} IN ({{}})"
+            + (" ORDER BY 1 FOR UPDATE" if db.features.has_select_for_update else "")
+        ),
+        set_head=(
+            f"UPDATE {documents} SET {q('head_seq')} = {mark}, {q('head_hash')} = {mark} "
+            f"WHERE {doc_id} = {mark}"
         ),
         insert=f"INSERT INTO {events} ({', '.join(q(c) for c in _COLUMNS)}) VALUES ",
         row="(" + ", ".join([mark] * len(_COLUMNS)) + ")",
@@ -229,16 +230,9 @@ def _sql_for(vendor: str) -> _Sql:
 def _lock_and_read_heads(
     cursor: Any, sql: _Sql, doc_values: dict[uuid.UUID, Any]
 ) -> dict[uuid.UUID, tuple[int, bytes]]:
-    """Lock the documents' rows and read each one's highest seq and that event's hash."""
+    """Lock the documents' rows and read each one's head: its last seq and that event's hash."""
     params = list(doc_values.values())
-    marks = sql.marks(len(params))
-    if sql.lock:
-        cursor.execute(sql.lock.format(marks), params)
-        if len(cursor.fetchall()) != len(params):
-            raise Document.DoesNotExist("a document was deleted while edits to it were queued")
-    # A statement of its own: under READ COMMITTED only a new statement sees what the
-    # appenders we waited for committed.
-    cursor.execute(sql.heads.format(marks), params)
+    cursor.execute(sql.heads.format(sql.marks(len(params))), params)
     rows = cursor.fetchall()
     if len(rows) != len(params):
         raise Document.DoesNotExist("a document was deleted while edits to it were queued")

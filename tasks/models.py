@@ -43,6 +43,9 @@ class Export(models.Model):
     turn = models.PositiveSmallIntegerField(default=0)
     progress = models.PositiveSmallIntegerField(default=0)
     stage = models.CharField(max_length=40, blank=True)
+    # When the stage last changed: a running export whose stage stays longer than any step may
+    # run has lost its queued step (a broker that restarted empty) and is queued again.
+    stage_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     file = models.FileField(storage=export_storage, blank=True)

@@ -144,13 +144,23 @@ def exports_dispatch() -> int:
             .filter(status__in=(ExportStatus.PENDING, ExportStatus.RUNNING))
             .order_by("turn", "created_at", "id")
         )
+        now = timezone.now()
+        stuck_since = now - timedelta(seconds=settings.PALIMPSEST_EXPORT_STUCK_SECONDS)
+        for export in unfinished:
+            if export.status == ExportStatus.RUNNING and (export.stage_at or now) < stuck_since:
+                # Longer in one stage than any step may run: its queued step is gone.
+                logger.warning("export %s stuck at %r; queueing it again", export.id, export.stage)
+                export.stage_at = now
+                export.save(update_fields=["stage_at"])
+                transaction.on_commit(partial(_start_chain, str(export.id)))
         running = sum(1 for e in unfinished if e.status == ExportStatus.RUNNING)
         free = max(0, settings.PALIMPSEST_EXPORTS_AT_ONCE - running)
         chosen = [e for e in unfinished if e.status == ExportStatus.PENDING][:free]
         for export in chosen:
             export.status = ExportStatus.RUNNING
             export.stage = STARTING
-            export.save(update_fields=["status", "stage"])
+            export.stage_at = now
+            export.save(update_fields=["status", "stage", "stage_at"])
             _announce(export, "export.progress")
             # The worker must find the row as dispatched: queue the chain once it is committed.
             transaction.on_commit(partial(_start_chain, str(export.id)))
@@ -200,7 +210,8 @@ def _progress(export: Export, *, stage: str) -> None:
     """Record and announce a step of a running export (its percentage is the step's)."""
     export.stage = stage
     export.progress = EXPORT_PROGRESS[stage]
-    export.save(update_fields=["stage", "progress"])
+    export.stage_at = timezone.now()
+    export.save(update_fields=["stage", "progress", "stage_at"])
     _announce(export, "export.progress")
 
 

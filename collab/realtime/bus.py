@@ -15,11 +15,19 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
+# Messages waiting to be published; past this the newest are dropped (the log has them, and
+# other processes catch up from it), so a silent Redis never grows this process.
+OUTBOX_MAX = 10_000
+# A subscribe or publish that takes longer is given up (on top of the client's own timeouts).
+LAYER_TIMEOUT_SECONDS = 5.0
+
 
 class Bus:
     """Publishes a room's durable updates to other processes and receives theirs.
 
     Delivery through the layer is at most once; rooms catch up from the log for the rest.
+    Publishing never holds up the caller (the local relay): messages go out in order from an
+    outbox of their own.
     """
 
     def __init__(self, layer: Any, handler: Handler) -> None:
@@ -32,13 +40,34 @@ class Bus:
         self._subscribed: set[str] = set()
         # Serialises add/discard per group, so a quick close-then-reopen ends subscribed.
         self._locks: dict[str, asyncio.Lock] = {}
+        self._outbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(OUTBOX_MAX)
+        self._sender: asyncio.Task[None] | None = None
+        # Logged once per outage, not once per message.
+        self._failing = False
 
     async def _ensure_started(self) -> str:
         """Create this process's channel and its receive loop on first use."""
-        if self._channel is None:
-            self._channel = await self._layer.new_channel()
-            self._task = asyncio.get_running_loop().create_task(self._receive_loop())
-        return self._channel
+        if self._channel is not None:
+            return self._channel
+        channel: str = await asyncio.wait_for(self._layer.new_channel(), LAYER_TIMEOUT_SECONDS)
+        self._channel = channel
+        self._task = asyncio.get_running_loop().create_task(self._receive_loop())
+        return channel
+
+    def subscribed(self, document_id: uuid.UUID) -> bool:
+        """Whether this process is subscribed to the document's group."""
+        return document_group(document_id) in self._subscribed
+
+    async def follow(self, document_id: uuid.UUID, wanted: Callable[[], bool]) -> bool:
+        """Subscribe to a document's group while `wanted()` holds, and leave it after; False
+        (logged) when the layer did not answer: catch-up from the log covers the room, and
+        the next catch-up tries again."""
+        try:
+            await self.set_subscribed(document_group(document_id), wanted)
+        except Exception as exc:
+            logger.warning("subscribing to %s failed: %r", document_id, exc)
+            return False
+        return True
 
     async def set_subscribed(self, group: str, wanted: Callable[[], bool]) -> None:
         """Make the subscription to `group` match `wanted()`, evaluated under its lock."""
@@ -47,27 +76,58 @@ class Bus:
         async with lock:
             want = wanted()
             if want and group not in self._subscribed:
-                await self._layer.group_add(group, channel)
+                await asyncio.wait_for(self._layer.group_add(group, channel), LAYER_TIMEOUT_SECONDS)
                 self._subscribed.add(group)
             elif not want and group in self._subscribed:
-                await self._layer.group_discard(group, channel)
                 self._subscribed.discard(group)
-
-    async def follow(self, document_id: uuid.UUID, wanted: Callable[[], bool]) -> None:
-        """Subscribe to a document's group while `wanted()` holds, and leave it after."""
-        await self.set_subscribed(document_group(document_id), wanted)
+                await asyncio.wait_for(
+                    self._layer.group_discard(group, channel), LAYER_TIMEOUT_SECONDS
+                )
 
     async def publish_room(self, document_id: uuid.UUID, message: dict[str, Any]) -> None:
         """Send a room message (its `type` and payload) to the document's other processes."""
         await self.publish(document_group(document_id), {**message, "doc": document_id.hex})
 
     async def publish(self, group: str, message: dict[str, Any]) -> None:
-        """Send a message to every process subscribed to `group`."""
+        """Queue a message for every process subscribed to `group`; returns at once."""
         try:
-            await self._layer.group_send(group, {**message, "origin": self.origin})
-        except Exception:
-            # The log holds the update; other processes catch up from it.
-            logger.warning("cross-process publish to %s failed", group, exc_info=True)
+            self._outbox.put_nowait((group, {**message, "origin": self.origin}))
+        except asyncio.QueueFull:
+            if not self._failing:
+                logger.warning("cross-process outbox full: dropping (others catch up from the log)")
+                self._failing = True
+            return
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_loop())
+
+    async def _send_loop(self) -> None:
+        """Publish queued messages in order; a failure drops that message only."""
+        while True:
+            group, message = await self._outbox.get()
+            try:
+                await asyncio.wait_for(
+                    self._layer.group_send(group, message), LAYER_TIMEOUT_SECONDS
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The log holds the update; other processes catch up from it.
+                if not self._failing:
+                    logger.warning("cross-process publish to %s failed: %r", group, exc)
+                    self._failing = True
+            else:
+                if self._failing:
+                    logger.warning("cross-process publishing works again")
+                    self._failing = False
+            finally:
+                self._outbox.task_done()
+
+    async def drain(self, within: float) -> None:
+        """Wait (at most `within` seconds) until queued messages are published."""
+        try:
+            await asyncio.wait_for(self._outbox.join(), within)
+        except TimeoutError:
+            logger.warning("%d cross-process messages not sent", self._outbox.qsize())
 
     async def _receive_loop(self) -> None:
         """Hand every message from other processes to the handler."""
@@ -89,6 +149,7 @@ class Bus:
                 logger.exception("handling %s failed", message.get("type"))
 
     async def close(self) -> None:
-        """Stop receiving."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop sending and receiving."""
+        for task in (self._task, self._sender):
+            if task is not None:
+                task.cancel()

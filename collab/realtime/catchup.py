@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -16,12 +17,21 @@ from events.selectors import document_heads, events_after
 
 logger = logging.getLogger(__name__)
 
+# Events read per query when a room catches up: a room far behind (a long outage of the
+# bus) is brought up page by page, each applied and relayed before the next is read.
+CATCHUP_PAGE = 1000
+
 
 class CatchUp:
     """Brings this process's rooms up to the log's head."""
 
-    def __init__(self, rooms: dict[uuid.UUID, Room]) -> None:
+    def __init__(
+        self, rooms: dict[uuid.UUID, Room], refresh: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._rooms = rooms
+        # Run before each periodic catch-up (the hub re-subscribes rooms whose subscription
+        # the layer did not take).
+        self._refresh = refresh
 
     async def apply_logged(self, room: Room, events: list[tuple[int, bytes]]) -> None:
         """Apply logged events this room has not seen and relay them to every local member."""
@@ -32,15 +42,21 @@ class CatchUp:
                 room.replica.load((update,))
                 await room.broadcast(create_update_message(update))
 
-    async def room(self, room: Room) -> None:
-        """Apply and relay the room's logged events it has not seen."""
-        missed = await database_sync_to_async(events_after)(
-            document_id=room.document_id, after_seq=room.seqs.contiguous
-        )
-        await self.apply_logged(room, missed)
+    async def room(self, room: Room, head: int | None = None) -> None:
+        """Apply and relay the room's logged events it has not seen (up to `head` if given),
+        in pages of CATCHUP_PAGE."""
+        while not room.closed and (head is None or room.seqs.contiguous < head):
+            after = room.seqs.contiguous
+            missed = await database_sync_to_async(events_after)(
+                document_id=room.document_id, after_seq=after, limit=CATCHUP_PAGE, upto_seq=head
+            )
+            await self.apply_logged(room, missed)
+            if len(missed) < CATCHUP_PAGE or room.seqs.contiguous == after:
+                return
 
     async def all_rooms(self) -> None:
-        """Apply every logged event newer than what each ready room has seen."""
+        """Apply every logged event newer than what each ready room has seen: the heads of
+        every open document in one query, then only the events missed."""
         rooms = [r for r in self._rooms.values() if r.ready.done() and not r.closed]
         if not rooms:
             return
@@ -48,14 +64,17 @@ class CatchUp:
             document_ids=[r.document_id for r in rooms]
         )
         for room in rooms:
-            if heads.get(room.document_id, 0) > room.seqs.contiguous:
-                await self.room(room)
+            head = heads.get(room.document_id, 0)
+            if head > room.seqs.contiguous:
+                await self.room(room, head)
 
     async def loop(self) -> None:
         """Now and then, fetch from the log whatever the layer did not deliver."""
         while True:
             await asyncio.sleep(settings.PALIMPSEST_CATCHUP_SECONDS)
             try:
+                if self._refresh is not None:
+                    await self._refresh()
                 await self.all_rooms()
             except Exception:
                 logger.warning("log catch-up failed", exc_info=True)

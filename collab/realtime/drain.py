@@ -33,3 +33,5 @@ async def settle() -> None:
     if hub is not None:
         await hub.pipeline.drain()
         await hub.presence.drain()
+        if hub.bus is not None:
+            await hub.bus.drain(within=2.0)

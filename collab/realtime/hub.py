@@ -50,7 +50,7 @@ class Hub:
         )
         self.presence = Presence(self.pipeline.write, self._live_connections)
         self.awareness = AwarenessRelay(self.bus)
-        self.catchup = CatchUp(self.rooms)
+        self.catchup = CatchUp(self.rooms, refresh=self._refollow)
         self._background: list[asyncio.Task[None]] = []
         # Replica rebuilds in flight (the loop keeps only weak references to tasks).
         self._rebuilds: set[asyncio.Task[None]] = set()
@@ -111,7 +111,7 @@ class Hub:
     async def _load(self, room: Room) -> None:
         """Subscribe first, then read the log, so nothing published in between is missed."""
         if self.bus is not None:
-            await self.bus.follow(room.document_id, lambda: room.document_id in self.rooms)
+            await self.bus.follow(room.document_id, self._is_open(room.document_id))
         replay = await database_sync_to_async(document_replay)(document_id=room.document_id)
         room.replica.load(replay.updates)
         room.seqs.contiguous = replay.head
@@ -148,7 +148,7 @@ class Hub:
         if self.rooms.get(room.document_id) is room:
             del self.rooms[room.document_id]
         if self.bus is not None:
-            await self.bus.follow(room.document_id, lambda: room.document_id in self.rooms)
+            await self.bus.follow(room.document_id, self._is_open(room.document_id))
 
     async def _close_room(self, room: Room, exc: BaseException) -> None:
         """Drop a room whose replica is not the log's: everyone reconnects and resyncs."""
@@ -197,6 +197,18 @@ class Hub:
                 await self.catchup.apply_logged(room, [(seq, update)])
             elif seq not in seen.ahead:
                 await room.broadcast(create_update_message(update))
+
+    async def _refollow(self) -> None:
+        """Subscribe the ready rooms the layer did not subscribe (it was down, or silent)."""
+        if self.bus is None:
+            return
+        for room in [r for r in self.rooms.values() if r.ready.done() and not r.closed]:
+            if not self.bus.subscribed(room.document_id):
+                await self.bus.follow(room.document_id, self._is_open(room.document_id))
+
+    def _is_open(self, document_id: uuid.UUID) -> Callable[[], bool]:
+        """Whether the document has a room here, asked when its subscription is settled."""
+        return lambda: document_id in self.rooms
 
     def _live_connections(self) -> list[str]:
         """Connection ids of every member of every room in this process."""
@@ -279,6 +291,7 @@ class Hub:
         for task in self._background:
             task.cancel()
         if self.bus is not None:
+            await self.bus.drain(within=1.0)
             await self.bus.close()
         await self.pipeline.close()
 

@@ -167,17 +167,23 @@ def test_a_row_rewritten_with_a_matching_hash_breaks_the_next_link() -> None:
     assert f"{a.id} at seq 3" in str(_broken(a)[0])
 
 
-def test_a_cut_tail_is_seen_only_below_a_snapshot() -> None:
+def test_a_cut_tail_is_seen_by_the_recorded_head_or_below_a_snapshot() -> None:
     a, b, _ = _log()
-    # Without an anchor, the newest events can go unnoticed: the shorter chain is valid.
+    # The newest event deleted: the document's recorded head still names it.
     _delete(b, 6)
-    assert chain_verify(document_id=b.id).intact
+    report = chain_verify(document_id=b.id)
+    assert (report.broken_seq, report.reason) == (6, Break.TRUNCATED), report
+    assert "recorded head is seq 6" in report.detail
+    # Deleted and the head rewritten to match: a valid shorter chain, unless a snapshot
+    # covers the deleted seqs (only an anchor outside the database would show the rest).
     assert snapshot_compact(document_id=a.id) is not None
     _delete(a, 6)
     _delete(a, 5)
+    head4 = Event.objects.values_list("hash", flat=True).get(document=a, seq=4)
+    Document.objects.filter(pk=a.pk).update(head_seq=4, head_hash=head4)
     report = chain_verify(document_id=a.id)
     assert (report.broken_seq, report.reason) == (5, Break.TRUNCATED)
-    assert f"{a.id} at seq 5" in str(_broken()[0])
+    assert f"{a.id} at seq 5" in str(_broken(a)[0])
 
 
 def test_unknown_documents_are_refused() -> None:
@@ -227,7 +233,6 @@ def test_the_migration_backfills_existing_logs() -> None:
     a = document_create(owner=owner, title="a")
     b = document_create(owner=owner, title="b")
     before = ("events", "0003_snapshot_duration_ms_snapshot_events_folded_and_more")
-    latest = ("events", "0004_event_hash")
     executor = MigrationExecutor(connection)
     executor.migrate([before])
     try:
@@ -248,7 +253,8 @@ def test_the_migration_backfills_existing_logs() -> None:
     finally:
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
-        executor.migrate([latest])
+        # Every app's latest: collab's document heads come after (and from) the hashes.
+        executor.migrate(executor.loader.graph.leaf_nodes())
     assert _verify() == "2 documents, 10 events: chain intact\n"
     # New appends go on from the backfilled head.
     assert event_append_batch(items=_events(a, 2)) == [6, 7]

@@ -211,12 +211,15 @@ def _sql_for(vendor: str) -> _Sql:
         mark=mark,
         # The head is a column of the document's row: one probe per document. Locking the rows
         # (ordered, so two processes cannot deadlock) makes other processes' appenders to
-        # these documents wait for our commit; FOR UPDATE then returns the rows as that commit
-        # left them (PostgreSQL re-reads a row it waited for), heads included.
+        # these documents wait for our commit; the lock then returns the rows as that commit
+        # left them (PostgreSQL re-reads a row it waited for), heads included. NO KEY: a
+        # transaction inserting a row that refers to the document (an export, a membership)
+        # checks its foreign key with a KEY SHARE lock, which FOR UPDATE would block while
+        # we wait on a lock of theirs (seen: a deadlock with an export request).
         heads=(
             f"SELECT {doc_id}, {q('head_seq')}, {q('head_hash')} FROM {documents} "
             f"WHERE {doc_id} IN ({{}})"
-            + (" ORDER BY 1 FOR UPDATE" if db.features.has_select_for_update else "")
+            + (" ORDER BY 1 FOR NO KEY UPDATE" if db.features.has_select_for_update else "")
         ),
         set_head=(
             f"UPDATE {documents} SET {q('head_seq')} = {mark}, {q('head_hash')} = {mark} "

@@ -102,7 +102,7 @@ def export_request(
         raise ValueError(f"at must be between 0 and {head}, the latest seq")
     with transaction.atomic():
         # The user's row, locked, serialises their concurrent requests for the count below.
-        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        list(User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk"))
         limit = settings.PALIMPSEST_EXPORTS_PER_USER
         unfinished = Export.objects.filter(
             requested_by=user, status__in=(ExportStatus.PENDING, ExportStatus.RUNNING)
@@ -140,7 +140,7 @@ def exports_dispatch() -> int:
     with _dispatching, transaction.atomic():
         # Locking every unfinished row (a few per user) makes concurrent dispatchers take turns.
         unfinished = list(
-            Export.objects.select_for_update()
+            Export.objects.select_for_update(no_key=True)
             .filter(status__in=(ExportStatus.PENDING, ExportStatus.RUNNING))
             .order_by("turn", "created_at", "id")
         )
@@ -217,7 +217,7 @@ def _progress(export: Export, *, stage: str) -> None:
 
 def _open(export_id: str) -> Export | None:
     """The export if it still needs work, locked for this step; None once it is finished."""
-    export = Export.objects.select_for_update().filter(pk=export_id).first()
+    export = Export.objects.select_for_update(no_key=True).filter(pk=export_id).first()
     if export is None or export.status in (
         ExportStatus.DONE,
         ExportStatus.FAILED,

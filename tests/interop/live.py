@@ -245,6 +245,9 @@ class NodeClient:
         )
         self.events: list[dict[str, Any]] = []
         self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        # One command in flight at a time: threads share a client (a typist and a checker),
+        # and a reply carries no id to match it to its command.
+        self._calling = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -260,12 +263,13 @@ class NodeClient:
     def call(self, cmd: str, wait: float = 120, **args: Any) -> dict[str, Any]:
         """Send a command and wait up to `wait` seconds for its reply (node takes ms)."""
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
-        self.process.stdin.flush()
-        try:
-            return self._replies.get(timeout=wait)
-        except queue.Empty:
-            raise TimeoutError(f"no reply to {cmd} in {wait} s; events {self.events}") from None
+        with self._calling:
+            self.process.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+            self.process.stdin.flush()
+            try:
+                return self._replies.get(timeout=wait)
+            except queue.Empty:
+                raise TimeoutError(f"no reply to {cmd} in {wait} s; events {self.events}") from None
 
     def text(self) -> str:
         """The client's current text."""

@@ -8,6 +8,7 @@ import importlib
 import ipaddress
 import os
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -44,6 +45,26 @@ def main(argv: list[str]) -> None:
         # pool's threads, so a render in flight would hold the exit for its whole length.
         if background is not None:
             background.stop()
+        _exit_within(_EXIT_GRACE_SECONDS)
+
+
+# Once daphne has stopped and the worker with it, the interpreter joins the thread pools'
+# threads; one still waiting on the stopped event loop (a sync view whose request was
+# cancelled) would hold the exit for good.
+_EXIT_GRACE_SECONDS = 3.0
+
+
+def _exit_within(seconds: float) -> None:
+    """Make sure the process ends within `seconds` from now, whatever threads remain."""
+
+    def force() -> None:
+        names = [t.name for t in threading.enumerate() if not t.daemon and t.is_alive()]
+        print(f"exit held by threads {names}; exiting now", file=sys.stderr, flush=True)
+        os._exit(0)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
 
 
 def public_key_refusal(argv: list[str]) -> str | None:

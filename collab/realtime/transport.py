@@ -26,6 +26,7 @@ other servers (tests' `WebsocketCommunicator`) it is absent and nothing here app
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from typing import Any
@@ -270,6 +271,13 @@ class FlowControlledServer(Server):
         factory.protocol = FlowControlledProtocol
         self._ws_factory = factory
 
+    def listen_success(self, port: Any) -> None:
+        """Keep the listening port, so a drain can stop listening once its sockets are done."""
+        if not hasattr(self, "_ports"):
+            self._ports: list[Any] = []
+        self._ports.append(port)
+        super().listen_success(port)
+
     def kill_all_applications(self) -> Any:
         """On the way down (daphne's "before shutdown" trigger): drain, then what daphne does."""
         drained = defer.Deferred.fromFuture(asyncio.ensure_future(self._drain()))
@@ -298,15 +306,26 @@ class FlowControlledServer(Server):
         for protocol in list(self.connections):
             if isinstance(protocol, FlowControlledProtocol):
                 protocol.close_for_restart()
+        # Sockets end when their clients answer the close; requests when they are answered.
+        await self._wait_applications(deadline)
+        # No one new from here (the load balancer has had the 503s), so no request is cut off
+        # by daphne's cancel: a sync view cancelled mid-way would hold a thread at exit.
+        for port in getattr(self, "_ports", []):
+            with contextlib.suppress(Exception):
+                await defer.maybeDeferred(port.stopListening).asFuture(loop)
+        await self._wait_applications(deadline)
+        logger.info("drained in %.2f s", loop.time() - started)
+
+    async def _wait_applications(self, deadline: float) -> None:
+        """Wait (until `deadline`, loop time) for every application instance to finish."""
+        loop = asyncio.get_running_loop()
         running = [
             details["application_instance"]
             for details in self.connections.values()
             if "application_instance" in details and not details["application_instance"].done()
         ]
         if running:
-            # Sockets end when their clients answer the close; requests when they are answered.
             await asyncio.wait(running, timeout=max(0.0, deadline - loop.time()))
-        logger.info("drained in %.2f s", loop.time() - started)
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
         """Give WebSocket consumers a handle to report the messages they have taken."""

@@ -58,7 +58,9 @@ def _closed(client: NodeClient) -> Callable[[], bool]:
 def test_sigterm_drains_then_exits_and_clients_lose_nothing(
     tmp_path: Path, node_client: Callable[..., NodeClient]
 ) -> None:
-    server = LiveServer(tmp_path, {"PALIMPSEST_DRAIN_SECONDS": str(DRAIN_S)}).start()
+    # faulthandler: a stop that hangs dumps every thread's stack (on SIGABRT, below).
+    env = {"PALIMPSEST_DRAIN_SECONDS": str(DRAIN_S), "PYTHONFAULTHANDLER": "1"}
+    server = LiveServer(tmp_path, env).start()
     try:
         token = server.token("alice")
         doc_id = server.document(token)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.waiting import eventually_sync
 
 DRILL_REDIS = "redis://127.0.0.1:6379/2"
 DRAIN_S = 10.0
+HAPROXY_RISE_S = 2.5
 
 
 @pytest.fixture
@@ -50,8 +52,10 @@ def test_a_rolling_sigterm_of_each_web_process_loses_nothing(
             assert pid is not None
             os.kill(pid, signal.SIGTERM)
             took.append(wait_exit(pid, DRAIN_S + 5))
-            # The stack starts it again; HAProxy routes to it once /healthz answers 200.
+            # The stack starts it again; HAProxy routes to it after two good checks 1 s apart
+            # ("rise 2"), which a deploy waits for before it stops the next process.
             eventually_sync(functools.partial(stack.healthy, port), 60, f"web on {port} back")
+            time.sleep(HAPROXY_RISE_S)
             typists.wait_typed(10)
     final = typists.check_nothing_lost()
     codes = typists.close_codes()

@@ -14,6 +14,8 @@ from collab.notify import document_group
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+# Makes a fresh channel layer of the bus's own, for when the one it has went deaf.
+Remake = Callable[[], Any]
 
 # Messages waiting to be published; past this the newest are dropped (the log has them, and
 # other processes catch up from it), so a silent Redis never grows this process.
@@ -30,9 +32,16 @@ class Bus:
     outbox of their own.
     """
 
-    def __init__(self, layer: Any, handler: Handler) -> None:
+    def __init__(self, layer: Any, handler: Handler, remake: Remake | None = None) -> None:
         self._layer = layer
         self._handler = handler
+        self._remake = remake
+        # A probe this process sends itself through the layer now and then (`check`): a
+        # subscription that stopped delivering (channels_redis's pub/sub layer does not
+        # subscribe again after Redis restarts) shows as a probe that never comes back.
+        self._probe_group = f"bus.probe.{uuid.uuid4().hex}"
+        self._probe_sent: int | None = None
+        self._probe_back = 0
         # Lets a process recognise (and skip) its own messages coming back through the group.
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._channel: str | None = None
@@ -50,9 +59,52 @@ class Bus:
         if self._channel is not None:
             return self._channel
         channel: str = await asyncio.wait_for(self._layer.new_channel(), LAYER_TIMEOUT_SECONDS)
+        await asyncio.wait_for(
+            self._layer.group_add(self._probe_group, channel), LAYER_TIMEOUT_SECONDS
+        )
         self._channel = channel
-        self._task = asyncio.get_running_loop().create_task(self._receive_loop())
+        self._task = asyncio.get_running_loop().create_task(self._receive_loop(self._layer))
         return channel
+
+    async def check(self) -> None:
+        """Send a probe through the layer; if the last one, sent and taken, never came back,
+        the subscriptions are dead: start over on a fresh layer and subscribe again."""
+        if self._channel is None:
+            return
+        if self._probe_sent is not None and self._probe_back < self._probe_sent:
+            await self._start_over()
+            return
+        number = (self._probe_sent or 0) + 1
+        try:
+            await asyncio.wait_for(
+                self._layer.group_send(self._probe_group, {"type": "bus.probe", "n": number}),
+                LAYER_TIMEOUT_SECONDS,
+            )
+        except Exception:
+            self._probe_sent = None  # the layer is down: nothing to conclude yet
+            return
+        self._probe_sent = number
+
+    async def _start_over(self) -> None:
+        """Replace a layer that stopped delivering, and subscribe every group again."""
+        if self._remake is None:
+            return
+        logger.warning("the channel layer stopped delivering; subscribing again on a new one")
+        # The old layer may be the process's shared one (notification sockets use it): it is
+        # left as it is; publishing through it still works, only its subscriptions are dead.
+        old_task = self._task
+        if old_task is not None:
+            old_task.cancel()
+        self._layer, self._channel, self._task = self._remake(), None, None
+        self._probe_sent, self._probe_back = None, 0
+        groups, self._subscribed = set(self._subscribed), set()
+        try:
+            channel = await self._ensure_started()
+            for group in groups:
+                await asyncio.wait_for(self._layer.group_add(group, channel), LAYER_TIMEOUT_SECONDS)
+                self._subscribed.add(group)
+        except Exception as exc:
+            logger.warning("subscribing again failed (next check tries again): %r", exc)
 
     def subscribed(self, document_id: uuid.UUID) -> bool:
         """Whether this process is subscribed to the document's group."""
@@ -129,17 +181,21 @@ class Bus:
         except TimeoutError:
             logger.warning("%d cross-process messages not sent", self._outbox.qsize())
 
-    async def _receive_loop(self) -> None:
+    async def _receive_loop(self, layer: Any) -> None:
         """Hand every message from other processes to the handler."""
-        assert self._channel is not None
+        channel = self._channel
+        assert channel is not None
         while True:
             try:
-                message = await self._layer.receive(self._channel)
+                message = await layer.receive(channel)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.warning("channel layer receive failed; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
+                continue
+            if message.get("type") == "bus.probe":
+                self._probe_back = max(self._probe_back, int(message.get("n", 0)))
                 continue
             if message.get("origin") == self.origin:
                 continue

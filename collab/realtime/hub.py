@@ -13,8 +13,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from channels import DEFAULT_CHANNEL_LAYER
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 
 from collab.notify import attach_loop, subscribe_rooms
@@ -44,7 +45,11 @@ class Hub:
         layer = get_channel_layer()
         # Only several processes need the layer for document traffic; within one process every
         # member is local, and going through the layer measured ~100x slower at p99.
-        self.bus = Bus(layer, self._on_remote) if settings.REDIS_URL and layer else None
+        self.bus = (
+            Bus(layer, self._on_remote, remake=_fresh_layer)
+            if settings.REDIS_URL and layer
+            else None
+        )
         self.pipeline = AppendPipeline(
             bus=self.bus, relayed=self._unload_if_idle, refused=self._close_room
         )
@@ -199,9 +204,11 @@ class Hub:
                 await room.broadcast(create_update_message(update))
 
     async def _refollow(self) -> None:
-        """Subscribe the ready rooms the layer did not subscribe (it was down, or silent)."""
+        """Check the bus still delivers (else it starts over on a new layer), and subscribe
+        the ready rooms the layer did not subscribe (it was down, or silent)."""
         if self.bus is None:
             return
+        await self.bus.check()
         for room in [r for r in self.rooms.values() if r.ready.done() and not r.closed]:
             if not self.bus.subscribed(room.document_id):
                 await self.bus.follow(room.document_id, self._is_open(room.document_id))
@@ -294,6 +301,11 @@ class Hub:
             await self.bus.drain(within=1.0)
             await self.bus.close()
         await self.pipeline.close()
+
+
+def _fresh_layer() -> Any:
+    """A new channel layer from the settings, for the bus alone."""
+    return channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
 
 
 def _parked_limits() -> ParkedLimits:

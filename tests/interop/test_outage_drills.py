@@ -22,6 +22,7 @@ from tests.waiting import eventually_sync
 # A running export this long in one stage has lost its queued step (short, for the drill).
 STUCK_S = 5
 POSTGRES_DOWN_S = 4.0
+RESUBSCRIBED = "the channel layer stopped delivering; subscribing again"
 
 
 @pytest.fixture
@@ -88,6 +89,11 @@ def test_redis_restarted_empty_loses_no_edit_and_no_export(
         assert _export(stack, token, b["id"])["stage"] == "starting"
         redis_server.restart_empty()
         restarted = time.monotonic()
+        # Each web process finds its pub/sub subscriptions dead (a probe that does not come
+        # back) and subscribes again on a new layer; meanwhile catch-up from the log relays.
+        resubscribed = eventually_sync(
+            lambda: stack.log.read_text().count(RESUBSCRIBED) >= 2, 20, "both resubscribed"
+        )
         typists.wait_typed(10)
         delay = _cross_process_delay(typists)
     typists.check_nothing_lost()
@@ -100,8 +106,9 @@ def test_redis_restarted_empty_loses_no_edit_and_no_export(
     )
     took = time.monotonic() - restarted
     print(
-        f"Redis restarted empty: relayed to every client {delay:.2f} s after; both exports "
-        f"done {took:.1f} s after the restart"
+        f"Redis restarted empty: both web processes subscribed again {resubscribed:.1f} s "
+        f"after; then relayed to every client in {delay:.2f} s; both exports done "
+        f"{took:.1f} s after the restart"
     )
     assert delay < 3.0
     assert f"export {b['id']} stuck at 'starting'" in stack.log.read_text()

@@ -94,3 +94,44 @@ async def test_a_subscription_the_layer_did_not_take_is_reported_and_taken_later
     assert await bus.follow(doc, lambda: True) is True
     assert bus.subscribed(doc)
     await bus.close()
+
+
+class Loopback(Layer):
+    """A layer that delivers group messages to the channel subscribed, until it goes deaf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deaf = False
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        await super().group_send(group, message)
+        if group in self.groups and not self.deaf:
+            self.inbox.put_nowait(message)
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        return await self.inbox.get()
+
+
+async def test_a_layer_that_stops_delivering_is_replaced_and_every_group_joined_again() -> None:
+    layers = [Loopback(), Loopback()]
+    made: list[Loopback] = []
+
+    def remake() -> Loopback:
+        made.append(layers[len(made) + 1])
+        return made[-1]
+
+    bus = Bus(layers[0], _ignore, remake=remake)
+    doc = uuid.uuid4()
+    assert await bus.follow(doc, lambda: True)
+    await bus.check()  # a probe out...
+    await eventually(lambda: bus._probe_back == 1, 5, "the probe back")
+    layers[0].deaf = True  # subscriptions dead, as after a Redis restart
+    await bus.check()  # ...the first came back: all is well, another goes out
+    assert made == [] and bus._probe_sent == 2
+    await bus.check()  # the second never came back: start over
+    assert made == [layers[1]]
+    assert f"doc.{doc.hex}" in layers[1].groups and bus.subscribed(doc)
+    await bus.check()
+    await eventually(lambda: bus._probe_back == 1, 5, "probes come back on the new layer")
+    await bus.close()

@@ -19,6 +19,9 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
+# Notifications from one commit are given up after this long (the layer has not answered).
+NOTIFY_SECONDS = 2.0
+
 # The event loop that serves WebSockets in this process. With the in-memory layer (the
 # embedded default) a worker thread must hand its messages to that loop: the layer's asyncio
 # queues belong to it and are not thread-safe.
@@ -35,6 +38,27 @@ def subscribe_rooms(listener: RoomListener) -> None:
     """Have `listener` (a coroutine function, run on the server loop) hear room messages."""
     if listener not in _room_listeners:
         _room_listeners.append(listener)
+
+
+# Who is told when this process replaced its channel layer (its subscriptions had died): the
+# sockets subscribed through the old one close, so their clients subscribe again.
+LayerListener = Callable[[], Awaitable[None]]
+_layer_listeners: list[LayerListener] = []
+
+
+def subscribe_layer_replaced(listener: LayerListener) -> None:
+    """Have `listener` (a coroutine function, run on the server loop) hear of a new layer."""
+    if listener not in _layer_listeners:
+        _layer_listeners.append(listener)
+
+
+async def layer_replaced() -> None:
+    """Tell the listeners the process's channel layer was replaced."""
+    for listener in list(_layer_listeners):
+        try:
+            await listener()
+        except Exception:
+            logger.exception("a layer-replaced listener failed")
 
 
 def document_group(document_id: uuid.UUID) -> str:
@@ -100,10 +124,19 @@ def _deliver(sends: list[tuple[str, dict[str, Any]]]) -> None:
                 _start_local_sends, layer, sends, context=contextvars.Context()
             )
         else:
-            async_to_sync(_send_all)(layer, sends)
+            async_to_sync(_send_within)(layer, sends, NOTIFY_SECONDS)
     except Exception:
         # A notification is a courtesy: the state it announces is committed and visible.
         logger.warning("delivering %d notifications failed", len(sends), exc_info=True)
+
+
+async def _send_within(layer: Any, sends: list[tuple[str, dict[str, Any]]], seconds: float) -> None:
+    """`_send_all`, given up after `seconds`: a silent Redis must not hold the caller (a
+    request, a task) longer than that."""
+    try:
+        await asyncio.wait_for(_send_all(layer, sends), seconds)
+    except TimeoutError:
+        logger.warning("delivering %d notifications timed out", len(sends))
 
 
 def _start_local_sends(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:

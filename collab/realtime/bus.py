@@ -14,7 +14,7 @@ from collab.notify import document_group
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
-# Makes a fresh channel layer of the bus's own, for when the one it has went deaf.
+# Makes a fresh channel layer, for when the one the bus has went deaf.
 Remake = Callable[[], Any]
 
 # Messages waiting to be published; past this the newest are dropped (the log has them, and
@@ -32,10 +32,18 @@ class Bus:
     outbox of their own.
     """
 
-    def __init__(self, layer: Any, handler: Handler, remake: Remake | None = None) -> None:
+    def __init__(
+        self,
+        layer: Any,
+        handler: Handler,
+        remake: Remake | None = None,
+        replaced: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._layer = layer
         self._handler = handler
         self._remake = remake
+        # Told once the bus moved to a new layer (the hub tells the notification sockets).
+        self._replaced = replaced
         # A probe this process sends itself through the layer now and then (`check`): a
         # subscription that stopped delivering (channels_redis's pub/sub layer does not
         # subscribe again after Redis restarts) shows as a probe that never comes back.
@@ -90,8 +98,8 @@ class Bus:
         if self._remake is None:
             return
         logger.warning("the channel layer stopped delivering; subscribing again on a new one")
-        # The old layer may be the process's shared one (notification sockets use it): it is
-        # left as it is; publishing through it still works, only its subscriptions are dead.
+        # The old layer is left as it is (sockets still subscribed through it are closed by
+        # `replaced`, and reconnect onto the new one).
         old_task = self._task
         if old_task is not None:
             old_task.cancel()
@@ -105,6 +113,8 @@ class Bus:
                 self._subscribed.add(group)
         except Exception as exc:
             logger.warning("subscribing again failed (next check tries again): %r", exc)
+        if self._replaced is not None:
+            await self._replaced()
 
     def subscribed(self, document_id: uuid.UUID) -> bool:
         """Whether this process is subscribed to the document's group."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -25,13 +24,8 @@ CATCHUP_PAGE = 1000
 class CatchUp:
     """Brings this process's rooms up to the log's head."""
 
-    def __init__(
-        self, rooms: dict[uuid.UUID, Room], refresh: Callable[[], Awaitable[None]] | None = None
-    ) -> None:
+    def __init__(self, rooms: dict[uuid.UUID, Room]) -> None:
         self._rooms = rooms
-        # Run before each periodic catch-up (the hub re-subscribes rooms whose subscription
-        # the layer did not take).
-        self._refresh = refresh
 
     async def apply_logged(self, room: Room, events: list[tuple[int, bytes]]) -> None:
         """Apply logged events this room has not seen and relay them to every local member."""
@@ -73,8 +67,6 @@ class CatchUp:
         while True:
             await asyncio.sleep(settings.PALIMPSEST_CATCHUP_SECONDS)
             try:
-                if self._refresh is not None:
-                    await self._refresh()
                 await self.all_rooms()
             except Exception:
                 logger.warning("log catch-up failed", exc_info=True)

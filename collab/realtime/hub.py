@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 
-from collab.notify import attach_loop, subscribe_rooms
+from collab.notify import attach_loop, layer_replaced, subscribe_rooms
 from collab.realtime.awareness import AwarenessRelay
 from collab.realtime.bus import Bus
 from collab.realtime.catchup import CatchUp
@@ -46,7 +46,7 @@ class Hub:
         # Only several processes need the layer for document traffic; within one process every
         # member is local, and going through the layer measured ~100x slower at p99.
         self.bus = (
-            Bus(layer, self._on_remote, remake=_fresh_layer)
+            Bus(layer, self._on_remote, remake=_fresh_layer, replaced=layer_replaced)
             if settings.REDIS_URL and layer
             else None
         )
@@ -55,7 +55,7 @@ class Hub:
         )
         self.presence = Presence(self.pipeline.write, self._live_connections)
         self.awareness = AwarenessRelay(self.bus)
-        self.catchup = CatchUp(self.rooms, refresh=self._refollow)
+        self.catchup = CatchUp(self.rooms)
         self._background: list[asyncio.Task[None]] = []
         # Replica rebuilds in flight (the loop keeps only weak references to tasks).
         self._rebuilds: set[asyncio.Task[None]] = set()
@@ -203,9 +203,19 @@ class Hub:
             elif seq not in seen.ahead:
                 await room.broadcast(create_update_message(update))
 
+    async def _bus_loop(self) -> None:
+        """Now and then: check the bus still delivers (else it starts over on a new layer),
+        and subscribe the ready rooms the layer did not take (it was down, or silent). Apart
+        from catch-up, which a silent layer must not hold up."""
+        while True:
+            await asyncio.sleep(settings.PALIMPSEST_CATCHUP_SECONDS)
+            try:
+                await self._refollow()
+            except Exception:
+                logger.warning("checking the bus failed", exc_info=True)
+
     async def _refollow(self) -> None:
-        """Check the bus still delivers (else it starts over on a new layer), and subscribe
-        the ready rooms the layer did not subscribe (it was down, or silent)."""
+        """One round of `_bus_loop`."""
         if self.bus is None:
             return
         await self.bus.check()
@@ -288,6 +298,7 @@ class Hub:
         self._background.append(loop.create_task(self.presence.heartbeat_loop()))
         if self.bus is not None:
             self._background.append(loop.create_task(self.catchup.loop()))
+            self._background.append(loop.create_task(self._bus_loop()))
         if self.pipeline.log.needs_checkpoints:
             self._background.append(loop.create_task(self.pipeline.checkpoint_loop()))
 
@@ -304,8 +315,11 @@ class Hub:
 
 
 def _fresh_layer() -> Any:
-    """A new channel layer from the settings, for the bus alone."""
-    return channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    """A new channel layer from the settings, installed as the process's: what subscribes
+    from now on (the bus, new notification sockets) does so on it."""
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    channel_layers.set(DEFAULT_CHANNEL_LAYER, layer)
+    return layer
 
 
 def _parked_limits() -> ParkedLimits:

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from collab.notify import attach_loop, document_notify_group, user_group
+from collab.notify import (
+    attach_loop,
+    document_notify_group,
+    subscribe_layer_replaced,
+    user_group,
+)
 from collab.realtime.auth import TOKEN_ID
+from collab.realtime.codes import CLOSE_SERVICE_RESTART
 from collab.selectors import connection_role, document_role
 
 # Documents one socket may watch at once: each is a group membership in the layer.
 MAX_WATCHED = 200
+
+# This process's open notification sockets.
+_open: weakref.WeakSet[NotificationConsumer] = weakref.WeakSet()
+
+
+async def _close_all_for_restart() -> None:
+    """The process's channel layer was replaced: the sockets subscribed through the old one
+    hear nothing more, so they close (1012) and their clients subscribe again on reconnect."""
+    for consumer in list(_open):
+        await consumer.close(code=CLOSE_SERVICE_RESTART)
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
@@ -32,6 +49,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         self.watched: set[str] = set()
         await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         await self.accept()
+        _open.add(self)
         await self.send_json({"type": "hello", "user": user.get_username()})
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
@@ -92,8 +110,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         """Leave every group."""
+        _open.discard(self)
         if getattr(self, "user_id", None) is None:
             return
         await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
         for group in self.watched:
             await self.channel_layer.group_discard(group, self.channel_name)
+
+
+subscribe_layer_replaced(_close_all_for_restart)

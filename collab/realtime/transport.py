@@ -117,8 +117,12 @@ class FlowControlledProtocol(WebSocketProtocol):
     # -- sending -----------------------------------------------------------------------------
 
     def handle_reply(self, message: dict[str, Any]) -> None:
-        """As daphne, but a close carries the application's reason (daphne drops it)."""
+        """As daphne, but a close carries the application's reason (daphne drops it), and
+        1012 (which autobahn's sendClose refuses) goes out as a raw close frame."""
         if message.get("type") == "websocket.close" and self.state == self.STATE_OPEN:
+            if message.get("code") == CLOSE_SERVICE_RESTART:
+                self.close_for_restart()
+                return
             self.gave_up = True
             self._queued.clear()
             self.queued_bytes = 0

@@ -33,7 +33,9 @@ def document_restore(
         # Lock the document first (SQLite: the IMMEDIATE begin already holds the write lock):
         # appenders wait, so the update is computed against the head it is appended after,
         # and a second restore to the same seq sees the first and appends nothing.
-        list(Document.objects.select_for_update(no_key=True).filter(pk=document.pk).values_list("pk"))
+        list(
+            Document.objects.select_for_update(no_key=True).filter(pk=document.pk).values_list("pk")
+        )
         seq = checked_seq(document.id, seq)
         current = document_replay(document_id=document.id)
         target = document_replay(document_id=document.id, at_seq=seq)

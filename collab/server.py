@@ -45,7 +45,6 @@ def main(argv: list[str]) -> None:
         # pool's threads, so a render in flight would hold the exit for its whole length.
         if background is not None:
             background.stop()
-        _exit_within(_EXIT_GRACE_SECONDS)
 
 
 # Once daphne has stopped and the worker with it, the interpreter joins the thread pools'
@@ -124,4 +123,8 @@ def _start_embedded_background_work() -> Embedded | None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    finally:
+        # Only as the process's own entry point: a caller of main() (a test) owns its exit.
+        _exit_within(_EXIT_GRACE_SECONDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from typing import Any
 
 import pytest
@@ -44,6 +45,9 @@ def test_serves_through_daphne_on_uvloop_with_the_startup_heap_frozen_and_our_si
     finally:
         asyncio.set_event_loop_policy(before)
         gc.unfreeze()
+    # main() arms no forced exit: only `python -m collab.server` does (armed in a caller, it
+    # once ended this very test run early, with status 0).
+    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
     limit = str(16 * 1024 * 1024)  # PALIMPSEST_MAX_FRAME_BYTES sets both of daphne's limits
     assert seen["args"] == [
         "--websocket-max-frame-size",

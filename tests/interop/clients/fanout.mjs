@@ -3,6 +3,8 @@
 //   node fanout.mjs --url ws://HOST:PORT/ws/docs --rooms rooms.json --rate 5 --duration 15
 //        [--drain 5] [--seed 1] [--sync-timeout 60]
 // rooms.json: [{"room": "id", "tokens": ["t1", ...]}, ...] — one client per token.
+// --url may list several servers, comma-separated: a room's clients take them in turn, so
+// every room has members on each (several processes behind one log).
 import { readFileSync } from 'node:fs'
 import { emit, now, openProvider, parseOptions, requireOptions, seededRandom, sleep, waitSynced, Y } from './common.mjs'
 
@@ -104,20 +106,22 @@ async function typeLoop (client, schedule, random, sends) {
 }
 
 /**
- * Open one client per token of every room, each observing arrivals and counting closes.
- * @param {string} url
+ * Open one client per token of every room, each observing arrivals and counting closes; the
+ * clients of a room take the servers in `urls` in turn.
+ * @param {string[]} urls
  * @param {{ room: string, tokens: string[] }[]} rooms
  * @param {SendLog} sends
  * @param {number[]} latencies
  * @returns {Client[]}
  */
-function openClients (url, rooms, sends, latencies) {
+function openClients (urls, rooms, sends, latencies) {
   process.setMaxListeners(0) // each stock provider adds an 'exit' listener
   const clients = []
   for (const { room, tokens } of rooms) {
-    for (const token of tokens) {
+    for (const [i, token] of tokens.entries()) {
       const ydoc = new Y.Doc()
       observeArrivals(ydoc, sends, latencies)
+      const url = urls[i % urls.length]
       const client = { room, ydoc, provider: openProvider(url, room, ydoc, token), closes: 0 }
       client.provider.on('connection-close', () => { client.closes++ })
       clients.push(client)
@@ -163,7 +167,7 @@ async function main () {
   const random = seededRandom(Number(args.seed ?? 1))
   const sends = new SendLog()
   const latencies = []
-  const clients = openClients(args.url, rooms, sends, latencies)
+  const clients = openClients(args.url.split(','), rooms, sends, latencies)
   const syncTimeoutMs = Number(args['sync-timeout'] ?? 60) * 1000
   const synced = await Promise.all(clients.map((c) => waitSynced(c.provider, syncTimeoutMs)))
   const unsynced = synced.filter((ok) => !ok).length

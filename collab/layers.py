@@ -13,10 +13,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # CRDT, protocol, replica, compaction, restore, attribution, content as text and HTML.
     # Pure Python over pycrdt: no Django.
     ("pure core", ("collab.sync", "collab.sync.*", "collab.realtime.codes", "collab.limits")),
-    # Documents, members, tokens, who may do what, and the one notification publisher.
+    # Documents, members, tokens, who may do what, the one notification publisher, and the
+    # process's metrics.
     (
         "documents",
         (
+            "collab.metrics",
             "collab.models",
             "collab.permissions",
             "collab.selectors",

@@ -9,7 +9,7 @@ from django.urls import include, path
 from ninja import NinjaAPI
 from ninja.security import HttpBearer, SessionAuth
 
-from collab import selectors
+from collab import selectors, views
 from collab.api import router as documents_router
 from collab.http import install_error_handlers
 from collab.realtime import drain
@@ -55,6 +55,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("healthz", healthz),
+    path("metrics", views.metrics),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

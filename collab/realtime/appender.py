@@ -17,6 +17,8 @@ T = TypeVar("T")
 WriteBatch = Callable[[Sequence[T]], list[int]]
 # Writes a batch on the event loop itself if it can do so at once; None means "use the thread".
 WriteNow = Callable[[Sequence[T]], list[int] | None]
+# Writes a batch from the event loop, awaiting the database; None means "use the thread".
+WriteAsync = Callable[[Sequence[T]], Awaitable[list[int] | None]]
 OnDurable = Callable[[Sequence[T], list[int]], Awaitable[None]]
 OnFailed = Callable[[Sequence[T], BaseException], Awaitable[None]]
 
@@ -30,8 +32,9 @@ class Appender(Generic[T]):
 
     The write of batch N+1 overlaps the relay of batch N, so a fast writer is not held to one
     commit per update, and nothing is handed to `on_durable` before its commit returned.
-    With `write_now`, a batch is first offered to the event loop's own quick path; only what
-    that declines goes to the thread. Either way one batch is in flight at a time, in order.
+    With `write_now`, a batch is first offered to the event loop's own quick path, and with
+    `write_async` to an awaitable one; only what those decline goes to the thread. Either way
+    one batch is in flight at a time, in order.
     """
 
     def __init__(
@@ -44,9 +47,11 @@ class Appender(Generic[T]):
         queue_max: int,
         queue_max_bytes: int = 1 << 62,
         write_now: WriteNow[T] | None = None,
+        write_async: WriteAsync[T] | None = None,
     ) -> None:
         self._write = write
         self._write_now = write_now
+        self._write_async = write_async
         self._on_durable = on_durable
         self._on_failed = on_failed
         self._batch_max = batch_max
@@ -78,6 +83,11 @@ class Appender(Generic[T]):
         self._queued_bytes += size
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def queued(self) -> int:
+        """Items waiting to be written."""
+        return len(self._queue)
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -115,11 +125,7 @@ class Appender(Generic[T]):
                 if seqs_now is not None:
                     await self._on_durable(batch, seqs_now)
                     continue
-            future = (
-                loop.run_in_executor(self._executor, self._write_with_retry, batch)
-                if batch
-                else None
-            )
+            future = loop.create_task(self._write_batch(batch)) if batch else None
             if previous is not None:
                 await self._on_durable(*previous)
                 previous = None
@@ -132,6 +138,15 @@ class Appender(Generic[T]):
                 await self._on_failed(batch, exc)
                 continue
             previous = (batch, seqs)
+
+    async def _write_batch(self, batch: list[T]) -> list[int]:
+        """Write one batch: the awaitable path if it takes it, else the writer thread."""
+        if self._write_async is not None:
+            seqs = await self._write_async(batch)
+            if seqs is not None:
+                return seqs
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._write_with_retry, batch)
 
     def _write_with_retry(self, batch: list[T]) -> list[int]:
         """Write one batch on the writer thread, retrying transient failures."""

@@ -116,6 +116,11 @@ class Bus:
         if self._replaced is not None:
             await self._replaced()
 
+    @property
+    def outbox(self) -> int:
+        """Messages waiting to be published."""
+        return self._outbox.qsize()
+
     def subscribed(self, document_id: uuid.UUID) -> bool:
         """Whether this process is subscribed to the document's group."""
         return document_group(document_id) in self._subscribed

@@ -10,8 +10,9 @@ import uuid
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from collab.metrics import CATCHUP_BEHIND, CATCHUP_EVENTS
 from collab.realtime.rooms import Room
-from collab.sync.protocol import create_update_message
+from collab.sync.protocol import update_message_of
 from events.selectors import document_heads, events_after
 
 logger = logging.getLogger(__name__)
@@ -28,13 +29,14 @@ class CatchUp:
         self._rooms = rooms
 
     async def apply_logged(self, room: Room, events: list[tuple[int, bytes]]) -> None:
-        """Apply logged events this room has not seen and relay them to every local member."""
+        """Apply logged events this room has not seen and relay them to every local member,
+        in one frame."""
         if room.rebuilding is not None:
             await asyncio.shield(room.rebuilding)  # then the rebuilt replica's seqs apply
-        for seq, update in events:
-            if room.seqs.mark(seq):
-                room.replica.load((update,))
-                await room.broadcast(create_update_message(update))
+        fresh = [update for seq, update in events if room.seqs.mark(seq)]
+        if fresh:
+            room.replica.load(fresh)
+            await room.broadcast(update_message_of(fresh))
 
     async def room(self, room: Room, head: int | None = None) -> None:
         """Apply and relay the room's logged events it has not seen (up to `head` if given),
@@ -45,6 +47,7 @@ class CatchUp:
                 document_id=room.document_id, after_seq=after, limit=CATCHUP_PAGE, upto_seq=head
             )
             await self.apply_logged(room, missed)
+            CATCHUP_EVENTS.inc(room.seqs.contiguous - after)
             if len(missed) < CATCHUP_PAGE or room.seqs.contiguous == after:
                 return
 
@@ -56,6 +59,9 @@ class CatchUp:
             return
         heads = await database_sync_to_async(document_heads)(
             document_ids=[r.document_id for r in rooms]
+        )
+        CATCHUP_BEHIND.set(
+            sum(max(0, heads.get(r.document_id, 0) - r.seqs.contiguous) for r in rooms)
         )
         for room in rooms:
             head = heads.get(room.document_id, 0)

@@ -132,9 +132,23 @@ class Room:
                 await deliver(member, frame)
 
 
+def log_ids(document_id: uuid.UUID | None, connection_id: str | None = None) -> dict[str, str]:
+    """A realtime log record's `extra`: the document and connection it is about (fields of
+    their own in JSON logs)."""
+    ids = {"document_id": "" if document_id is None else str(document_id)}
+    if connection_id is not None:
+        ids["connection_id"] = connection_id
+    return ids
+
+
 async def deliver(member: Connection, frame: bytes) -> None:
     """Send to one member; a failure there never reaches the others, the batch or the room."""
     try:
         await member.send_frame(frame)
     except Exception:
-        logger.warning("sending to %s failed", member.connection_id, exc_info=True)
+        logger.warning(
+            "sending to %s failed",
+            member.connection_id,
+            exc_info=True,
+            extra=log_ids(None, member.connection_id),
+        )

@@ -13,6 +13,8 @@ import random
 import sqlite3
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +45,7 @@ LIMITS = {
     "PALIMPSEST_RECEIVE_BUFFER_BYTES": str(256 * 1024),
     "PALIMPSEST_CONNECTIONS_PER_USER": "64",
     "PALIMPSEST_APPEND_QUEUE_BYTES": str(1024 * 1024),
+    "PALIMPSEST_METRICS_TOKEN": "scrape-me",
 }
 LIMIT = 16 * 1024 * 1024  # PALIMPSEST_MAX_FRAME_BYTES's default
 
@@ -293,7 +296,35 @@ def test_a_message_over_the_limit_is_refused_with_4413_and_not_resent(
     assert other.call("make_paragraph")["ok"]
     assert other.call("insert", pos=0, text="fine")["ok"]
     assert server.logged(doc_id, token, "fine") > 0
+    # Operators see both refusals on /metrics; without the operators' token it is not there.
+    assert _scrape(server, None)[0] == 404
+    assert _scrape(server, "not-it")[0] == 404
+    status, body = _scrape(server, LIMITS["PALIMPSEST_METRICS_TOKEN"])
+    assert status == 200
+    assert _sample(body, 'palimpsest_socket_closes_total{code="4413"}') == 2
+    assert _sample(body, "palimpsest_rooms_open") == 1
+    assert _sample(body, "palimpsest_sockets_open") == 1
+    assert _sample(body, "palimpsest_append_batch_events_count") >= 1
     _no_tracebacks(server)
+
+
+def _scrape(server: LiveServer, token: str | None) -> tuple[int, str]:
+    """GET /metrics with a bearer token (or none): status and body."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/metrics", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+def _sample(body: str, line_start: str) -> float:
+    """The value of the first sample whose line starts with `line_start` (0 if none)."""
+    for line in body.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def _logged_state(server: LiveServer, doc_id: str) -> bytes:

@@ -15,7 +15,9 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -70,7 +72,54 @@ QUICK = Plan(
 )
 
 
-class PostgresServer(OursServer):
+PROFILES = ROOT / "var" / "bench" / "profiles"
+
+
+class Ours(OursServer):
+    """Palimpsest as bench/realtime.py runs it; with --profile, py-spy samples each web
+    process for the whole scenario (collapsed stacks under var/bench/profiles)."""
+
+    profile = False
+
+    def __init__(self, extra_env: dict[str, str]) -> None:
+        super().__init__(extra_env)
+        self.samplers: list[subprocess.Popen[bytes]] = []
+
+    def sample(self, pid: int) -> None:
+        """Start py-spy on one process, if profiling."""
+        if not self.profile:
+            return
+        PROFILES.mkdir(parents=True, exist_ok=True)
+        out = PROFILES / f"{self.name}-{self.scenario}-{pid}.txt"
+        spy = Path(sys.executable).parent / "py-spy"
+        self.samplers.append(
+            subprocess.Popen(
+                [str(spy), "record", "--pid", str(pid), "--format", "raw", "-o", str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+    def start(self) -> None:
+        """Start, then sample."""
+        super().start()
+        assert self.process is not None
+        self.sample(self.process.pid)
+
+    def stop(self) -> None:
+        """Stop sampling (py-spy writes its file on SIGINT), then the server."""
+        for sampler in self.samplers:
+            sampler.send_signal(signal.SIGINT)
+        for sampler in self.samplers:
+            try:
+                sampler.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                sampler.kill()
+        self.samplers = []
+        super().stop()
+
+
+class PostgresServer(Ours):
     """Palimpsest on a fresh PostgreSQL database and a flushed Redis database."""
 
     def __init__(self, processes: int = 1) -> None:
@@ -117,6 +166,7 @@ class PostgresServer(OursServer):
                 )
             self.extra.append(process)
             wait_listening(self.port, process, log)
+            self.sample(process.pid)
             self.ports.append(self.port)
         self.port = first
 
@@ -194,7 +244,7 @@ def join_burst(server: Server, plan: Plan) -> Result:
         server.stop()
 
 
-def run(plan: Plan) -> dict[str, Result]:
+def run(plan: Plan, only: str = "") -> dict[str, Result]:
     """Every scenario, interleaved so a drift of the machine hits each side alike."""
     load = plan.load
     docs = load.docs[0]
@@ -208,7 +258,7 @@ def run(plan: Plan) -> dict[str, Result]:
         window=0,
     )
     sqlite, pg, pg2, node = (
-        OursServer({}),
+        Ours({}),
         PostgresServer(1),
         PostgresServer(2),
         NodeServer(),
@@ -225,6 +275,8 @@ def run(plan: Plan) -> dict[str, Result]:
     ]
     try:
         for label, server, step in steps:
+            if only not in label:
+                continue
             print(f"[{label}]", flush=True)
             out[label] = step(server)
             print(f"  {json.dumps(out[label])}", flush=True)
@@ -290,10 +342,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a small, short smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write raw JSON")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample our servers with py-spy (needs ptrace)"
+    )
+    parser.add_argument(
+        "--only", default="", help="run only the scenarios whose label contains this text"
+    )
     args = parser.parse_args()
+    Ours.profile = args.profile
     plan = QUICK if args.quick else FULL
     ensure_clients()
-    out = run(plan)
+    out = run(plan, args.only)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -115,16 +116,64 @@ def token_revoke(*, user: User, token_id: int) -> None:
     access_recheck_user(user_id=user.pk)
 
 
-def presence_open(
-    *, document_id: uuid.UUID | str, user_id: int, connection_id: str
-) -> PresenceSession:
-    """Record a live connection."""
-    return PresenceSession.objects.create(
-        document_id=document_id,
-        user_id=user_id,
-        connection_id=connection_id,
-        last_seen=timezone.now(),
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A WebSocket handshake asking to join a document."""
+
+    user_id: int
+    document_id: str
+    connection_id: str
+    # The API token it authenticated with (None: a browser session, checked by Django's
+    # session middleware just before): the token must still exist and its user be active.
+    token_id: int | None = None
+
+
+def admit_connections(*, admissions: Sequence[Admission]) -> list[str | None]:
+    """Each handshake's role on its document (None: refused), with a presence row opened for
+    every one admitted; a fixed handful of queries however many there are (a join burst)."""
+    wanted = {a.document_id: _uuid_or_none(a.document_id) for a in admissions}
+    users = {a.user_id for a in admissions}
+    active = set(
+        get_user_model().objects.filter(pk__in=users, is_active=True).values_list("pk", flat=True)
     )
+    token_ids = {a.token_id for a in admissions if a.token_id is not None}
+    tokens = dict(
+        ApiToken.objects.filter(pk__in=token_ids).values_list("pk", "user_id") if token_ids else []
+    )
+    roles = {
+        (str(doc), user): role
+        for doc, user, role in Membership.objects.filter(
+            document_id__in={d for d in wanted.values() if d is not None},
+            user_id__in=users & active,
+        ).values_list("document_id", "user_id", "role")
+    }
+    results: list[str | None] = []
+    now = timezone.now()
+    rows = []
+    for a in admissions:
+        doc = wanted.get(a.document_id)
+        token_ok = a.token_id is None or tokens.get(a.token_id) == a.user_id
+        role = roles.get((str(doc), a.user_id)) if doc is not None and token_ok else None
+        results.append(role)
+        if role is not None and doc is not None:
+            rows.append(
+                PresenceSession(
+                    document_id=doc,
+                    user_id=a.user_id,
+                    connection_id=a.connection_id,
+                    last_seen=now,
+                )
+            )
+    PresenceSession.objects.bulk_create(rows)
+    return results
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    """A document id from a URL, or None if it is not one."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def presence_set_clients(*, clients: Mapping[str, Sequence[int]]) -> None:

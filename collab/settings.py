@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PALIMPSEST_VAR_DIR", BASE_DIR / "var"))
@@ -182,10 +183,27 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# PALIMPSEST_LOG_FORMAT=json: one JSON object per line, for a log shipper; realtime records
+# carry `document_id` and `connection_id` fields.
+PALIMPSEST_LOG_FORMAT = os.environ.get("PALIMPSEST_LOG_FORMAT", "text")
+if PALIMPSEST_LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("PALIMPSEST_LOG_FORMAT must be text or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            **({"formatter": "json"} if PALIMPSEST_LOG_FORMAT == "json" else {}),
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "daphne": {"level": "WARNING"},
@@ -237,6 +255,14 @@ PALIMPSEST_HEARTBEAT_SECONDS = _env_int("PALIMPSEST_HEARTBEAT_SECONDS", 30)
 # many seconds; an orchestrator's grace period must be longer (compose: stop_grace_period).
 PALIMPSEST_DRAIN_SECONDS = float(os.environ.get("PALIMPSEST_DRAIN_SECONDS", "10"))
 # With several processes, how often each open room checks the log for updates it missed.
+# Pending TCP connections the web server's listening socket queues (the kernel caps it at
+# net.core.somaxconn): a burst of joins past it has its SYNs dropped and resent seconds later.
+PALIMPSEST_LISTEN_BACKLOG = _env_int("PALIMPSEST_LISTEN_BACKLOG", 4096)
+# How long a web process reuses an API token's lookup for WebSocket handshakes (a burst of
+# one user's joins is one query). Revoking a token drops it; admission re-checks it anyway.
+PALIMPSEST_TOKEN_CACHE_SECONDS = float(os.environ.get("PALIMPSEST_TOKEN_CACHE_SECONDS", "10"))
+# The bearer token Prometheus scrapes /metrics with; unset, /metrics is 404 for everyone.
+PALIMPSEST_METRICS_TOKEN = os.environ.get("PALIMPSEST_METRICS_TOKEN", "")
 PALIMPSEST_CATCHUP_SECONDS = float(os.environ.get("PALIMPSEST_CATCHUP_SECONDS", "2"))
 # Awareness updates a room receives within this window are relayed together, one frame per
 # member; cursor moves are shown this much later at most.

@@ -1,18 +1,30 @@
 """The event log as a live process writes it: one surface, with the database's specifics
 behind it. On SQLite small batches go straight from the event loop while the write lock is
-free, and the WAL is checkpointed off the append path; PostgreSQL needs neither.
+free, and the WAL is checkpointed off the append path. On PostgreSQL batches go from the
+event loop in one round trip over an async connection, numbered from heads this process
+cached; the writer thread's locking append takes what that declines.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+import time
+import uuid
+from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import connections
 
-from events.services import LogBusy, NewEvent, SqliteDirectAppender, event_append_batch
+from events.services import (
+    Head,
+    HeadMoved,
+    LogBusy,
+    NewEvent,
+    PostgresFastAppender,
+    SqliteDirectAppender,
+    event_append_batch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +33,11 @@ R = TypeVar("R")
 # Largest batch appended on the event loop itself (~90 us for one event, ~300 us for ten);
 # bigger ones come from a backlog, where the writer thread's overlap with relaying pays.
 DIRECT_BATCH_MAX = 32
+# Documents whose heads a process keeps; past this the cache starts over (a miss costs one
+# append through the locking path).
+HEADS_CACHED_MAX = 10_000
+# After the async connection fails, appends go through the writer thread this long.
+FAST_PATH_PAUSE_SECONDS = 5.0
 
 
 class LogWriter:
@@ -28,6 +45,10 @@ class LogWriter:
 
     def __init__(self) -> None:
         self._direct = _open_direct_appender()
+        self._fast = _open_fast_appender()
+        # Heads as of this process's last append to each document (PostgreSQL's fast path).
+        self._heads: dict[uuid.UUID, Head] = {}
+        self._fast_paused_until = 0.0
 
     @property
     def appends_now(self) -> bool:
@@ -39,11 +60,43 @@ class LogWriter:
         """Whether `checkpoint` should run now and then (SQLite's WAL)."""
         return connections["default"].vendor == "sqlite"
 
-    def append(self, items: Sequence[NewEvent]) -> list[int]:
-        """Append a batch on the writer thread; their seqs."""
-        return on_writer_connection(lambda: event_append_batch(items=items))
+    @property
+    def appends_async(self) -> bool:
+        """Whether `append_async` can ever append (PostgreSQL)."""
+        return self._fast is not None
 
-    def append_now(self, items: Sequence[NewEvent]) -> list[int] | None:
+    def append(self, items: list[NewEvent]) -> list[int]:
+        """Append a batch on the writer thread; their seqs."""
+        heads = self._heads if self._fast is not None else None
+        if heads is not None and len(heads) > HEADS_CACHED_MAX:
+            heads.clear()
+        return on_writer_connection(lambda: event_append_batch(items=items, heads_out=heads))
+
+    async def append_async(self, items: list[NewEvent]) -> list[int] | None:
+        """Append on the event loop in one round trip when every head is cached; else None
+        (the writer thread then takes the batch)."""
+        fast = self._fast
+        if fast is None or time.monotonic() < self._fast_paused_until:
+            return None
+        if any(item.document_id not in self._heads for item in items):
+            return None
+        try:
+            return await fast.append(items, self._heads)
+        except HeadMoved:
+            pass  # another writer appended: the locking path reads the heads again
+        except Exception:
+            logger.warning("fast append of %d events failed", len(items), exc_info=True)
+            self._fast_paused_until = time.monotonic() + FAST_PATH_PAUSE_SECONDS
+            await fast.close()
+        for item in items:
+            self._heads.pop(item.document_id, None)
+        return None
+
+    def forget_heads(self) -> None:
+        """Drop every cached head (a batch failed: the log may not be what they say)."""
+        self._heads.clear()
+
+    def append_now(self, items: list[NewEvent]) -> list[int] | None:
         """Append a small batch on the loop if SQLite's write lock is free; else None (the
         writer thread then takes it)."""
         if self._direct is None or len(items) > DIRECT_BATCH_MAX:
@@ -58,9 +111,14 @@ class LogWriter:
             return None
 
     def close(self) -> None:
-        """Close the loop's own connection, if one was opened."""
+        """Close the loop's own SQLite connection, if one was opened."""
         if self._direct is not None:
             self._direct.close()
+
+    async def aclose(self) -> None:
+        """Close the loop's own PostgreSQL connection, if one was opened."""
+        if self._fast is not None:
+            await self._fast.close()
 
 
 def on_writer_connection(fn: Callable[[], R]) -> R:
@@ -77,6 +135,18 @@ def checkpoint() -> None:
     """A passive WAL checkpoint: copies what it can without blocking the writer or readers."""
     with connections["default"].cursor() as cursor:
         cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def _open_fast_appender() -> PostgresFastAppender | None:
+    """PostgreSQL's one-round-trip appender, with Django's connection settings; None elsewhere."""
+    db = connections["default"]
+    if db.vendor != "postgresql":
+        return None
+    params = db.get_connection_params()
+    # Django's cursor class and adapters are for its own connections; this one only writes.
+    for name in ("cursor_factory", "context"):
+        params.pop(name, None)
+    return PostgresFastAppender("", params)
 
 
 def _open_direct_appender() -> SqliteDirectAppender | None:

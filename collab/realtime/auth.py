@@ -11,11 +11,19 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
+from collab.realtime.tokens import tokens
 from collab.selectors import token_lookup
 
 Scope = dict[str, Any]
 # The scope key holding the id of the API token a socket authenticated with.
 TOKEN_ID = "palimpsest.token_id"
+
+
+@database_sync_to_async
+def _fetch(token: str) -> tuple[Any, int] | None:
+    """The token's active user and the token's id, from the database."""
+    found = token_lookup(token=token)
+    return None if found is None else (found.user, found.pk)
 
 
 def _origin(scope: Scope) -> str | None:
@@ -53,11 +61,13 @@ class TokenOrSessionAuth:
             return await WebsocketDenier()(scope, receive, send)
         token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
         if token:
-            found = await database_sync_to_async(token_lookup)(token=token)
+            found = await tokens.lookup(token, _fetch, settings.PALIMPSEST_TOKEN_CACHE_SECONDS)
             if found is None:
                 return await self.app({**scope, "user": AnonymousUser()}, receive, send)
-            # The token, so that revoking it closes the sockets it opened.
-            return await self.app({**scope, "user": found.user, TOKEN_ID: found.pk}, receive, send)
+            # The token, so that revoking it closes the sockets it opened (and admission
+            # checks it still exists: the lookup may come from the cache).
+            scope = {**scope, "user": found.user, TOKEN_ID: found.token_id}
+            return await self.app(scope, receive, send)
         if origin is None:
             return await self.app({**scope, "user": AnonymousUser()}, receive, send)
         return await self.session_app(scope, receive, send)

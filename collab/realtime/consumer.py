@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-from channels.consumer import AsyncConsumer
+from channels.consumer import AsyncConsumer, get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from django.conf import settings
@@ -24,9 +24,9 @@ from collab.realtime.codes import (
     CLOSE_UNSUPPORTED_DATA,
 )
 from collab.realtime.hub import current_hub
-from collab.realtime.rooms import FLOW_EXTENSION, ReceiveFlow, Room
-from collab.selectors import connection_role, document_role
-from collab.services import presence_close, presence_open
+from collab.realtime.rooms import FLOW_EXTENSION, ReceiveFlow, Room, log_ids
+from collab.selectors import connection_role
+from collab.services import Admission, presence_close
 from collab.sync.protocol import (
     EMPTY_UPDATE,
     FrameKind,
@@ -39,14 +39,6 @@ from collab.sync.replica import ReplicaTainted
 from events.services import NewEvent
 
 logger = logging.getLogger(__name__)
-
-
-def _admit(*, user: Any, document_id: str, connection_id: str) -> str | None:
-    """The user's role on the document, with a presence row opened if they have one."""
-    role = document_role(user=user, document_id=document_id)
-    if role is not None:
-        presence_open(document_id=document_id, user_id=user.pk, connection_id=connection_id)
-    return role
 
 
 class DocumentConsumer(AsyncConsumer):
@@ -94,15 +86,21 @@ class DocumentConsumer(AsyncConsumer):
             self._uncount()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Route binary frames straight to the handler: they touch no DB connection.
+        """Route each message straight to its handler.
 
-        Channels runs `aclose_old_connections()` in a worker thread before every handler; on
-        the frame hot path that one thread hop measured as the ingest bottleneck.
+        Channels runs `aclose_old_connections()` in a worker thread before every handler, for
+        handlers that use the loop thread's database connection. Ours never do (the database
+        is reached through the hub's writer thread or `database_sync_to_async`, which manage
+        their own), and that thread hop measured as the ingest bottleneck on frames and a
+        large part of a join burst's handshakes.
         """
         if message["type"] == "websocket.receive":
             await self.websocket_receive(message)
-        else:
-            await super().dispatch(message)
+            return
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         """Accept members of an existing document; refuse everyone else at the handshake."""
@@ -121,8 +119,13 @@ class DocumentConsumer(AsyncConsumer):
             raise StopConsumer()
         else:
             self.counted = True
-            role = await hub.write(
-                _admit, user=user, document_id=raw_id, connection_id=self.connection_id
+            role = await hub.admit(
+                Admission(
+                    user_id=user.pk,
+                    document_id=raw_id,
+                    connection_id=self.connection_id,
+                    token_id=self.scope.get(TOKEN_ID),
+                )
             )
         if role is None or user is None:
             # Unknown documents and strangers look the same: nothing leaks either way.
@@ -148,6 +151,13 @@ class DocumentConsumer(AsyncConsumer):
             raise
         if self.room.rebuilding is not None:  # not the state vector of a replica being replaced
             await asyncio.shield(self.room.rebuilding)
+        logger.debug(
+            "%s joined %s as %s",
+            self.connection_id,
+            document_id,
+            role,
+            extra=log_ids(document_id, self.connection_id),
+        )
         await self.send_frame(self.room.replica.sync_step1())
         awareness = self.room.replica.awareness_message()
         if awareness is not None:
@@ -284,6 +294,12 @@ class DocumentConsumer(AsyncConsumer):
         self._uncount()
         if self.room is not None:
             room, self.room = self.room, None
+            logger.debug(
+                "%s left %s",
+                self.connection_id,
+                room.document_id,
+                extra=log_ids(room.document_id, self.connection_id),
+            )
             await current_hub().leave(self, room)
             await current_hub().write(presence_close, connection_id=self.connection_id)
         raise StopConsumer()
@@ -339,7 +355,15 @@ class DocumentConsumer(AsyncConsumer):
 
     async def close_with(self, code: int, reason: str) -> None:
         """Close the socket with a code and a reason the client can log."""
-        logger.info("closing %s: %s (%s)", getattr(self, "connection_id", "?"), reason, code)
+        connection_id = getattr(self, "connection_id", "?")
+        document_id = None if self.room is None else self.room.document_id
+        logger.info(
+            "closing %s: %s (%s)",
+            connection_id,
+            reason,
+            code,
+            extra={**log_ids(document_id, connection_id), "close_code": code},
+        )
         if self.closing:
             return
         self.closing = True

@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 
+from collab.metrics import APPEND_QUEUE, BUS_OUTBOX, ROOMS, SOCKETS
 from collab.notify import attach_loop, layer_replaced, subscribe_rooms
 from collab.realtime.awareness import AwarenessRelay
 from collab.realtime.bus import Bus
@@ -26,7 +27,9 @@ from collab.realtime.codes import CLOSE_STORE_FAILED
 from collab.realtime.compaction import maybe_compact
 from collab.realtime.pipeline import AppendPipeline
 from collab.realtime.presence import Presence
-from collab.realtime.rooms import Connection, Room, SeqTracker
+from collab.realtime.rooms import Connection, Room, SeqTracker, log_ids
+from collab.realtime.tokens import tokens
+from collab.services import Admission
 from collab.sync.protocol import create_update_message
 from collab.sync.replica import ParkedLimits, Replica
 from events.selectors import document_replay, events_after
@@ -70,6 +73,10 @@ class Hub:
         """A socket counted by `count_connection` is gone."""
         self.presence.uncount_connection(user_id)
 
+    async def admit(self, admission: Admission) -> str | None:
+        """A handshake's role on its document, with its presence row opened (None: refused)."""
+        return await self.presence.admit(admission)
+
     def note_clients(self, connection_id: str, client_ids: list[int]) -> None:
         """Record, soon, which awareness ids a connection speaks for."""
         self.presence.note_clients(connection_id, client_ids)
@@ -89,6 +96,13 @@ class Hub:
     async def catch_up(self) -> None:
         """Apply every logged event newer than what each ready room has seen."""
         await self.catchup.all_rooms()
+
+    def observe(self) -> None:
+        """Set the gauges of what is live here now (a scrape asks)."""
+        ROOMS.set(len(self.rooms))
+        SOCKETS.set(sum(len(room.members) for room in self.rooms.values()))
+        APPEND_QUEUE.set(self.pipeline.appender.queued)
+        BUS_OUTBOX.set(0 if self.bus is None else self.bus.outbox)
 
     # -- rooms -----------------------------------------------------------------------------
 
@@ -157,7 +171,7 @@ class Hub:
 
     async def _close_room(self, room: Room, exc: BaseException) -> None:
         """Drop a room whose replica is not the log's: everyone reconnects and resyncs."""
-        logger.error("closing room %s: %s", room.document_id, exc)
+        logger.error("closing room %s: %s", room.document_id, exc, extra=log_ids(room.document_id))
         room.closed = True
         if self.rooms.get(room.document_id) is room:
             del self.rooms[room.document_id]
@@ -267,6 +281,8 @@ class Hub:
         """A user's rights changed: their sockets in the room get them as they are now."""
         ended = message.get("session")
         user_id = message.get("user")
+        if isinstance(user_id, int):
+            tokens.forget_user(user_id)  # a revoked token is looked up afresh
         for member in [m for m in list(room.members) if m.user_id == user_id]:
             await member.recheck_access(ended if isinstance(ended, str) else None)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -14,17 +15,20 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
 
+from collab.metrics import APPEND_BATCH, APPEND_SECONDS, RELAY_SECONDS
 from collab.realtime.appender import Appender
 from collab.realtime.bus import Bus
 from collab.realtime.compaction import maybe_compact
-from collab.realtime.rooms import Connection, Room
-from collab.sync.protocol import create_update_message
+from collab.realtime.rooms import Connection, Room, deliver
+from collab.sync.protocol import update_message_of
 from events.services import NewEvent
 from events.storage import LogWriter, checkpoint, on_writer_connection
 
 logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
+# What a log write returns: seqs (the writer thread) or, on the loop's quick path, maybe None.
+W = TypeVar("W", list[int], list[int] | None)
 
 # How often the SQLite WAL is checkpointed while rooms are open.
 _CHECKPOINT_SECONDS = 1.0
@@ -40,11 +44,63 @@ class Accepted:
     room: Room
     sender: Connection | None
     event: NewEvent
+    # perf_counter() when it was accepted: relay latency is measured from here.
+    accepted_at: float = 0.0
 
 
 def _events(batch: Sequence[Accepted]) -> list[NewEvent]:
     """The events of a batch of accepted updates."""
     return [item.event for item in batch]
+
+
+def _timed(write: Callable[[list[NewEvent]], W]) -> Callable[[Sequence[Accepted]], W]:
+    """`write` for a batch of accepted updates, its size and time recorded when it wrote."""
+
+    def timed(batch: Sequence[Accepted]) -> W:
+        started = time.perf_counter()
+        seqs = write(_events(batch))
+        if seqs is not None:
+            APPEND_SECONDS.observe(time.perf_counter() - started)
+            APPEND_BATCH.observe(len(batch))
+        return seqs
+
+    return timed
+
+
+def _timed_async(
+    write: Callable[[list[NewEvent]], Awaitable[list[int] | None]],
+) -> Callable[[Sequence[Accepted]], Awaitable[list[int] | None]]:
+    """`_timed` for an awaitable write."""
+
+    async def timed(batch: Sequence[Accepted]) -> list[int] | None:
+        started = time.perf_counter()
+        seqs = await write(_events(batch))
+        if seqs is not None:
+            APPEND_SECONDS.observe(time.perf_counter() - started)
+            APPEND_BATCH.observe(len(batch))
+        return seqs
+
+    return timed
+
+
+async def _relay(room: Room, items: Sequence[Accepted]) -> None:
+    """Send a room's part of a durable batch to its local members: one frame each, holding
+    the updates merged, and none of a member's own."""
+    if len(items) == 1:
+        item = items[0]
+        await room.broadcast(update_message_of([item.event.update]), exclude=item.sender)
+        return
+    everything = update_message_of([item.event.update for item in items])
+    # A sender gets the others' updates only; computed once per sender in the batch.
+    own: dict[Connection, bytes | None] = {}
+    for sender in {item.sender for item in items}:
+        if sender is not None:
+            others = [item.event.update for item in items if item.sender is not sender]
+            own[sender] = update_message_of(others) if others else None
+    for member in list(room.members):
+        frame = own.get(member, everything)
+        if frame is not None:
+            await deliver(member, frame)
 
 
 class AppendPipeline:
@@ -60,10 +116,9 @@ class AppendPipeline:
         self._relayed = relayed
         self._refused = refused
         self.appender: Appender[Accepted] = Appender(
-            write=lambda batch: self.log.append(_events(batch)),
-            write_now=(lambda batch: self.log.append_now(_events(batch)))
-            if self.log.appends_now
-            else None,
+            write=_timed(self.log.append),
+            write_now=_timed(self.log.append_now) if self.log.appends_now else None,
+            write_async=_timed_async(self.log.append_async) if self.log.appends_async else None,
             on_durable=self._on_durable,
             on_failed=self._on_failed,
             batch_max=settings.PALIMPSEST_APPEND_BATCH_MAX,
@@ -74,7 +129,8 @@ class AppendPipeline:
     async def submit(self, room: Room, sender: Connection, event: NewEvent) -> None:
         """Queue an update already applied to the replica; it is relayed once durable."""
         room.accept()
-        await self.appender.submit(Accepted(room, sender, event), len(event.update))
+        item = Accepted(room, sender, event, time.perf_counter())
+        await self.appender.submit(item, len(event.update))
 
     async def write(self, fn: Callable[..., R], /, **kwargs: Any) -> R:
         """Run a database write on the appender's thread, after the appends queued there.
@@ -89,15 +145,21 @@ class AppendPipeline:
         return await loop.run_in_executor(self.appender.executor, call)
 
     async def _on_durable(self, batch: Sequence[Accepted], seqs: list[int]) -> None:
-        """Relay a committed batch to local members and other processes, in seq order."""
-        outgoing: dict[Room, list[tuple[int, bytes]]] = {}
+        """Relay a committed batch to local members and other processes, in seq order: each
+        room's updates in one frame per member."""
+        by_room: dict[Room, list[tuple[Accepted, int]]] = {}
         for item, seq in zip(batch, seqs, strict=True):
-            room = item.room
-            room.settle()
-            room.seqs.mark(seq)
-            await room.broadcast(create_update_message(item.event.update), exclude=item.sender)
-            outgoing.setdefault(room, []).append((seq, item.event.update))
-        for room, events in outgoing.items():
+            by_room.setdefault(item.room, []).append((item, seq))
+        for room, numbered in by_room.items():
+            items = [item for item, _ in numbered]
+            for _, seq in numbered:
+                room.settle()
+                room.seqs.mark(seq)
+            await _relay(room, items)
+            relayed_at = time.perf_counter()
+            for item in items:
+                RELAY_SECONDS.observe(relayed_at - item.accepted_at)
+            events = [(seq, item.event.update) for item, seq in numbered]
             maybe_compact(room)
             if self._bus is not None:
                 await self._bus.publish_room(
@@ -107,6 +169,7 @@ class AppendPipeline:
 
     async def _on_failed(self, batch: Sequence[Accepted], exc: BaseException) -> None:
         """The log refused these updates: their rooms are reset, so everyone resyncs."""
+        self.log.forget_heads()
         rooms = {item.room for item in batch}
         for item in batch:
             item.room.settle()
@@ -132,3 +195,4 @@ class AppendPipeline:
         await loop.run_in_executor(self.appender.executor, connections.close_all)
         self.appender.executor.shutdown(wait=False)
         self.log.close()
+        await self.log.aclose()

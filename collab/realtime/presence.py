@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from collab.services import presence_set_clients, presence_touch
+from collab.services import Admission, admit_connections, presence_set_clients, presence_touch
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,37 @@ class Presence:
         self._sockets: dict[int, int] = {}
         self._clients_pending: dict[str, list[int]] = {}
         self._clients_flush: asyncio.Task[None] | None = None
+        self._admissions: list[tuple[Admission, asyncio.Future[str | None]]] = []
+        self._admitting: asyncio.Task[None] | None = None
+
+    async def admit(self, admission: Admission) -> str | None:
+        """The handshake's role (None: refused), its presence row opened if admitted.
+
+        Handshakes arriving together are checked together, in one write on the writer thread:
+        each hop there costs a GIL handover, and a join burst measured as thousands of them.
+        """
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._admissions.append((admission, future))
+        if self._admitting is None or self._admitting.done():
+            self._admitting = asyncio.get_running_loop().create_task(self._flush_admissions())
+        return await future
+
+    async def _flush_admissions(self) -> None:
+        """Check pending handshakes in batches until none are left."""
+        while self._admissions:
+            batch, self._admissions = self._admissions, []
+            try:
+                roles = await self._write(
+                    admit_connections, admissions=[admission for admission, _ in batch]
+                )
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), role in zip(batch, roles, strict=True):
+                if not future.done():
+                    future.set_result(role)
 
     def count_connection(self, user_id: int) -> bool:
         """Count a new socket of this user's; False (and not counted) when over the cap."""

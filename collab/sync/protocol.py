@@ -13,6 +13,7 @@ from pycrdt import (
     create_awareness_message,
     create_sync_message,
     create_update_message,
+    merge_updates,
     write_message,
     write_var_uint,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "encode_sync_step2",
     "merge_awareness_updates",
     "parse_frame",
+    "update_message_of",
 ]
 
 # lib0's encoding of an update that carries no structs and no deletions.
@@ -190,6 +192,12 @@ def merge_awareness_updates(payloads: Sequence[bytes]) -> bytes:
         count += reader.var_uint()
         bodies.append(reader.rest())
     return write_var_uint(count) + b"".join(bodies)
+
+
+def update_message_of(updates: Sequence[bytes]) -> bytes:
+    """One SyncUpdate frame carrying `updates` merged (Yjs's mergeUpdates): a receiver
+    integrates it as it would each of them, and spends one message and one transaction."""
+    return create_update_message(updates[0] if len(updates) == 1 else merge_updates(*updates))
 
 
 def encode_sync_step2(update: bytes) -> bytes:

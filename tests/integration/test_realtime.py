@@ -407,7 +407,7 @@ def _on_sqlite() -> bool:
     return bool(settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3")
 
 
-async def test_small_batches_are_appended_on_the_loop_only_on_sqlite(
+async def test_batches_skip_the_writer_thread_once_the_head_is_known(
     connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import events.storage as storage_module
@@ -415,9 +415,9 @@ async def test_small_batches_are_appended_on_the_loop_only_on_sqlite(
     thread_batches: list[int] = []
     append = storage_module.event_append_batch
 
-    def counted(*, items: Any) -> list[int]:
+    def counted(*, items: Any, heads_out: Any = None) -> list[int]:
         thread_batches.append(len(items))
-        return append(items=items)
+        return append(items=items, heads_out=heads_out)
 
     alice, alice_token = await make_user("alice")
     bob, bob_token = await make_user("bob")
@@ -428,8 +428,12 @@ async def test_small_batches_are_appended_on_the_loop_only_on_sqlite(
     await a.y.insert(0, "direct")
     await b.pump()
     assert str(b.y) == "direct"
-    assert await event_seqs(document) == [1]
-    # SQLite: no hop to the writer thread; PostgreSQL: the writer thread's connection.
+    await a.y.insert(6, "!")
+    await b.pump()
+    assert str(b.y) == "direct!"
+    assert await event_seqs(document) == [1, 2]
+    # SQLite: appended on the loop's own connection. PostgreSQL: the first append reads and
+    # locks the head on the writer thread; the next goes from the loop with the head cached.
     assert thread_batches == ([] if _on_sqlite() else [1])
     await a.close()
     await b.close()

@@ -76,7 +76,7 @@ async def test_a_member_whose_sends_fail_never_stalls_the_room(connect: Connect)
         await a.y.insert(len(str(a.y)), word)
     await b.pump()
     assert str(b.y) == "one two three", "the batch reached every other member"
-    assert broken.sends >= 3
+    assert broken.sends >= 1  # merged: one frame may carry several of the updates
     # Every update settled: a fresh SyncStep1 is answered (it waits for all in flight).
     late = await connect(document.id, bob_token)
     assert str(late.y) == "one two three"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from collections.abc import Callable
@@ -20,7 +21,14 @@ from collab.services import document_create
 from events.chain import event_hash
 from events.integrity import Break, chain_verify
 from events.models import Event
-from events.services import NewEvent, SqliteDirectAppender, event_append_batch, snapshot_compact
+from events.services import (
+    HeadMoved,
+    NewEvent,
+    SqliteDirectAppender,
+    event_append_batch,
+    snapshot_compact,
+)
+from events.storage import LogWriter
 from tests.ytest import sample_update
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -226,6 +234,44 @@ def test_the_direct_sqlite_appender_chains_as_the_batch_path_does() -> None:
     finally:
         direct.close()
     assert _verify() == "2 documents, 8 events: chain intact\n"
+
+
+def test_the_fast_postgres_append_chains_and_yields_to_other_writers() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-round-trip appender exists only on PostgreSQL")
+    owner = get_user_model().objects.create_user(username="owner")
+    a = document_create(owner=owner, title="a")
+    b = document_create(owner=owner, title="b")
+    log = LogWriter()
+    fast = log._fast
+    assert fast is not None and log.appends_async
+
+    async def fast_append(events: list[NewEvent]) -> list[int] | None:
+        return await log.append_async(events)
+
+    try:
+        # No head cached yet: declined, so the writer thread's locking append takes it (and
+        # caches the heads it wrote).
+        assert asyncio.run(fast_append(_events(a, 1))) is None
+        assert log.append(_events(a, 2) + _events(b, 1)) == [1, 2, 1]
+        assert asyncio.run(fast_append(_events(a, 2, actor=owner) + _events(b, 1))) == [3, 4, 2]
+        assert Document.objects.get(pk=a.pk).head_seq == 4
+        # Another writer (a restore, another process) appends to a: the cached head is stale,
+        # the INSERT meets the unique key and nothing of the batch is written.
+        assert event_append_batch(items=_events(a, 1)) == [5]
+        stale = dict(log._heads)
+        with pytest.raises(HeadMoved):
+            asyncio.run(fast.append(_events(a, 1) + _events(b, 1), stale))
+        assert Event.objects.filter(document=b).count() == 2
+        # Through the writer's surface the batch is declined and the locking path takes it.
+        assert asyncio.run(fast_append(_events(a, 1) + _events(b, 1))) is None
+        assert log.append(_events(a, 1) + _events(b, 1)) == [6, 3]
+        assert asyncio.run(fast_append(_events(b, 1))) == [4]
+    finally:
+        asyncio.run(log.aclose())
+        log.close()
+    assert Document.objects.get(pk=b.pk).head_seq == 4
+    assert _verify() == "2 documents, 10 events: chain intact\n"
 
 
 def test_the_migration_backfills_existing_logs() -> None:

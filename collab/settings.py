@@ -62,8 +62,8 @@ SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", False)
-# The load balancer's health check speaks plain HTTP to the process.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# The load balancer's health check and Prometheus's scrape speak plain HTTP to the process.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 # Behind a TLS-terminating proxy: "HEADER=value", e.g. "HTTP_X_FORWARDED_PROTO=https". Only set
 # it when the proxy always sets (or strips) that header, or clients could claim HTTPS.
 _proxy_ssl = os.environ.get("SECURE_PROXY_SSL_HEADER", "")

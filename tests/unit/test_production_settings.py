@@ -3,6 +3,7 @@ and fails without it (so the check can fail)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -69,3 +70,45 @@ def test_compose_keeps_secrets_out_of_the_file_and_flower_private() -> None:
     assert web_env["SECRET_KEY"].startswith("${SECRET_KEY:?")
     assert "${POSTGRES_PASSWORD:?" in web_env["DATABASE_URL"]
     assert "palimpsest:palimpsest@" not in compose_text
+
+
+_LOG_A_CLOSE = """
+import logging, uuid
+import django
+django.setup()
+from collab.realtime.rooms import log_ids
+doc = uuid.UUID("12345678-1234-5678-1234-567812345678")
+logging.getLogger("collab.realtime.consumer").info(
+    "closing %s: %s (%s)", "c1", "too big", 4413, extra={**log_ids(doc, "c1"), "close_code": 4413}
+)
+"""
+
+
+def test_json_logs_carry_document_and_connection_ids(tmp_path: Path) -> None:
+    def run(log_format: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _LOG_A_CLOSE],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "collab.settings",
+                "PALIMPSEST_VAR_DIR": str(tmp_path),
+                "PALIMPSEST_LOG_FORMAT": log_format,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = run("json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stderr.strip().splitlines()[-1])
+    assert record["message"] == "closing c1: too big (4413)"
+    assert record["level"] == "INFO" and record["logger"] == "collab.realtime.consumer"
+    assert record["document_id"] == "12345678-1234-5678-1234-567812345678"
+    assert record["connection_id"] == "c1" and record["close_code"] == 4413
+    assert "time" in record
+    text = run("text")
+    assert text.stderr.strip().splitlines()[-1] == "closing c1: too big (4413)"
+    wrong = run("xml")
+    assert wrong.returncode != 0 and "PALIMPSEST_LOG_FORMAT must be text or json" in wrong.stderr

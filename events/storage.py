@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from django.db import connections
 
+from collab.models import Document
 from events.services import (
     Head,
     HeadMoved,
@@ -36,6 +37,9 @@ DIRECT_BATCH_MAX = 32
 # Documents whose heads a process keeps; past this the cache starts over (a miss costs one
 # append through the locking path).
 HEADS_CACHED_MAX = 10_000
+# After an optimistic append to a document met another writer's rows, its appends lock first
+# for this long.
+CONTENDED_SECONDS = 5.0
 # After the async connection fails, appends go through the writer thread this long.
 FAST_PATH_PAUSE_SECONDS = 5.0
 
@@ -48,6 +52,8 @@ class LogWriter:
         self._fast = _open_fast_appender()
         # Heads as of this process's last append to each document (PostgreSQL's fast path).
         self._heads: dict[uuid.UUID, Head] = {}
+        # Documents another writer appended to lately, until when: those skip optimism.
+        self._contended: dict[uuid.UUID, float] = {}
         self._fast_paused_until = 0.0
 
     @property
@@ -73,23 +79,34 @@ class LogWriter:
         return on_writer_connection(lambda: event_append_batch(items=items, heads_out=heads))
 
     async def append_async(self, items: list[NewEvent]) -> list[int] | None:
-        """Append on the event loop in one round trip when every head is cached; else None
-        (the writer thread then takes the batch)."""
+        """Append from the event loop (PostgreSQL): in one round trip when every head is
+        cached and no other writer is busy with these documents, else under row locks. None
+        (the writer thread then takes the batch) when the async connection fails."""
         fast = self._fast
-        if fast is None or time.monotonic() < self._fast_paused_until:
+        now = time.monotonic()
+        if fast is None or now < self._fast_paused_until:
             return None
-        if any(item.document_id not in self._heads for item in items):
-            return None
+        docs = {item.document_id for item in items}
         try:
-            return await fast.append(items, self._heads)
-        except HeadMoved:
-            pass  # another writer appended: the locking path reads the heads again
+            if all(d in self._heads and self._contended.get(d, 0.0) < now for d in docs):
+                try:
+                    return await fast.append_cached(items, self._heads)
+                except HeadMoved:
+                    # Someone else writes here too: lock first for a while.
+                    for doc_id in docs:
+                        self._contended[doc_id] = now + CONTENDED_SECONDS
+                        self._heads.pop(doc_id, None)
+            if len(self._contended) > HEADS_CACHED_MAX:
+                self._contended.clear()
+            return await fast.append_locked(items, self._heads)
+        except Document.DoesNotExist:
+            pass  # the writer thread's append refuses it for good
         except Exception:
-            logger.warning("fast append of %d events failed", len(items), exc_info=True)
+            logger.warning("async append of %d events failed", len(items), exc_info=True)
             self._fast_paused_until = time.monotonic() + FAST_PATH_PAUSE_SECONDS
             await fast.close()
-        for item in items:
-            self._heads.pop(item.document_id, None)
+        for doc_id in docs:
+            self._heads.pop(doc_id, None)
         return None
 
     def forget_heads(self) -> None:

@@ -253,7 +253,23 @@ class Hub:
 
     async def _on_remote(self, message: dict[str, Any]) -> None:
         """Another process's durable updates, awareness or service messages, for a ready room."""
+        if message.get("type") == "rooms.updates":
+            await self._rooms_updates(message)
+            return
         await self._dispatch(message, _FROM_PROCESSES, ready=True)
+
+    async def _rooms_updates(self, message: dict[str, Any]) -> None:
+        """Another process's durable batch: each ready room here applies and relays its part."""
+        rooms = message.get("rooms")
+        if not isinstance(rooms, dict):
+            return
+        for doc_hex, events in rooms.items():
+            try:
+                room = self.rooms.get(uuid.UUID(hex=str(doc_hex)))
+            except ValueError:
+                continue
+            if room is not None and not room.closed and room.ready.done():
+                await self.catchup.apply_logged(room, [(int(s), bytes(u)) for s, u in events])
 
     async def _dispatch(
         self, message: dict[str, Any], kinds: frozenset[str], *, ready: bool = False
@@ -295,10 +311,6 @@ class Hub:
             if isinstance(cid, int) and cid not in room.awareness_owner
         ]
         self.awareness.forget(room, ids, "purge")
-
-    async def doc_updates(self, room: Room, message: dict[str, Any]) -> None:
-        """Another process's durable updates: apply and relay the ones not seen here."""
-        await self.catchup.apply_logged(room, [(int(s), bytes(u)) for s, u in message["events"]])
 
     async def doc_awareness(self, room: Room, message: dict[str, Any]) -> None:
         """Another process's awareness frame, already checked there."""
@@ -348,7 +360,7 @@ def _parked_limits() -> ParkedLimits:
 
 # Group message types each source may send (handlers are the Hub's methods of the same name).
 _FROM_SERVICES = frozenset({"doc.catchup", "doc.access", "doc.purged"})
-_FROM_PROCESSES = _FROM_SERVICES | {"doc.updates", "doc.awareness"}
+_FROM_PROCESSES = _FROM_SERVICES | {"doc.awareness"}
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -148,6 +149,7 @@ class AppendPipeline:
         """Relay a committed batch to local members and other processes, in seq order: each
         room's updates in one frame per member."""
         by_room: dict[Room, list[tuple[Accepted, int]]] = {}
+        outgoing: dict[uuid.UUID, list[tuple[int, bytes]]] = {}
         for item, seq in zip(batch, seqs, strict=True):
             by_room.setdefault(item.room, []).append((item, seq))
         for room, numbered in by_room.items():
@@ -159,13 +161,11 @@ class AppendPipeline:
             relayed_at = time.perf_counter()
             for item in items:
                 RELAY_SECONDS.observe(relayed_at - item.accepted_at)
-            events = [(seq, item.event.update) for item, seq in numbered]
+            outgoing[room.document_id] = [(seq, item.event.update) for item, seq in numbered]
             maybe_compact(room)
-            if self._bus is not None:
-                await self._bus.publish_room(
-                    room.document_id, {"type": "doc.updates", "events": events}
-                )
             await self._relayed(room)
+        if self._bus is not None:
+            await self._bus.publish_updates(outgoing)
 
     async def _on_failed(self, batch: Sequence[Accepted], exc: BaseException) -> None:
         """The log refused these updates: their rooms are reset, so everyone resyncs."""

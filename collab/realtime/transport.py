@@ -286,9 +286,10 @@ class FlowControlledServer(Server):
         past it loses SYNs, which clients resend only after 1, 3, 7, 15... seconds (measured:
         2,000 stock clients took 113 s to sync, 1,000 took 3 s)."""
         backlog = settings.PALIMPSEST_LISTEN_BACKLOG
+        endpoints: list[str] = getattr(self, "endpoints", [])  # daphne sets it, untyped
         self.endpoints = [
             f"{e}:backlog={backlog}" if e.startswith("tcp:") and ":backlog=" not in e else e
-            for e in self.endpoints
+            for e in endpoints
         ]
         super().run()
 

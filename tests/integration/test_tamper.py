@@ -236,9 +236,9 @@ def test_the_direct_sqlite_appender_chains_as_the_batch_path_does() -> None:
     assert _verify() == "2 documents, 8 events: chain intact\n"
 
 
-def test_the_fast_postgres_append_chains_and_yields_to_other_writers() -> None:
+def test_postgres_appends_from_the_loop_chain_and_yield_to_other_writers() -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("the one-round-trip appender exists only on PostgreSQL")
+        pytest.skip("the event loop's appender exists only on PostgreSQL")
     owner = get_user_model().objects.create_user(username="owner")
     a = document_create(owner=owner, title="a")
     b = document_create(owner=owner, title="b")
@@ -246,27 +246,25 @@ def test_the_fast_postgres_append_chains_and_yields_to_other_writers() -> None:
     fast = log._fast
     assert fast is not None and log.appends_async
 
-    async def fast_append(events: list[NewEvent]) -> list[int] | None:
-        return await log.append_async(events)
+    def from_loop(events: list[NewEvent]) -> list[int] | None:
+        return asyncio.run(log.append_async(events))
 
     try:
-        # No head cached yet: declined, so the writer thread's locking append takes it (and
-        # caches the heads it wrote).
-        assert asyncio.run(fast_append(_events(a, 1))) is None
-        assert log.append(_events(a, 2) + _events(b, 1)) == [1, 2, 1]
-        assert asyncio.run(fast_append(_events(a, 2, actor=owner) + _events(b, 1))) == [3, 4, 2]
+        # No head cached: read under the rows' locks (and cached).
+        assert from_loop(_events(a, 1)) == [1]
+        assert log.append(_events(a, 1) + _events(b, 1)) == [2, 1]  # the writer thread's path
+        # Both cached: one round trip, no read.
+        assert from_loop(_events(a, 2, actor=owner) + _events(b, 1)) == [3, 4, 2]
         assert Document.objects.get(pk=a.pk).head_seq == 4
-        # Another writer (a restore, another process) appends to a: the cached head is stale,
+        # Another writer (a restore, another process) appends to a: a cached head is stale,
         # the INSERT meets the unique key and nothing of the batch is written.
         assert event_append_batch(items=_events(a, 1)) == [5]
-        stale = dict(log._heads)
         with pytest.raises(HeadMoved):
-            asyncio.run(fast.append(_events(a, 1) + _events(b, 1), stale))
+            asyncio.run(fast.append_cached(_events(a, 1) + _events(b, 1), dict(log._heads)))
         assert Event.objects.filter(document=b).count() == 2
-        # Through the writer's surface the batch is declined and the locking path takes it.
-        assert asyncio.run(fast_append(_events(a, 1) + _events(b, 1))) is None
-        assert log.append(_events(a, 1) + _events(b, 1)) == [6, 3]
-        assert asyncio.run(fast_append(_events(b, 1))) == [4]
+        # Through the writer's surface the batch goes on under the locks.
+        assert from_loop(_events(a, 1) + _events(b, 1)) == [6, 3]
+        assert from_loop(_events(b, 1)) == [4]
     finally:
         asyncio.run(log.aclose())
         log.close()

@@ -186,6 +186,17 @@ class PostgresFastAppender:
         heads.update(working)
         return numbered
 
+    async def read_heads(self, items: Sequence[NewEvent], heads: dict[uuid.UUID, Head]) -> None:
+        """Read the batch's documents' heads into `heads`, without locking anything."""
+        conn = await self._connection()
+        doc_values = self._doc_values(items)
+        params = list(doc_values.values())
+        cursor = conn.cursor()
+        await cursor.execute(self._sql.heads_unlocked.format(self._sql.marks(len(params))), params)
+        by_value = {value: doc_id for doc_id, value in doc_values.items()}
+        for value, head, digest in await cursor.fetchall():
+            heads[by_value[value]] = (head, bytes(digest)) if head else (0, GENESIS)
+
     async def append_locked(
         self, items: Sequence[NewEvent], heads: dict[uuid.UUID, Head]
     ) -> list[int]:
@@ -341,6 +352,8 @@ class _Sql:
     # Reads the documents' heads; on PostgreSQL it also locks their rows (SQLite's begin
     # statement already serialises writers).
     heads: str
+    # The same read without locks (an optimistic appender re-reading stale heads).
+    heads_unlocked: str
     set_head: str
     insert: str
     row: str
@@ -373,6 +386,10 @@ def _sql_for(vendor: str) -> _Sql:
             f"SELECT {doc_id}, {q('head_seq')}, {q('head_hash')} FROM {documents} "
             f"WHERE {doc_id} IN ({{}})"
             + (" ORDER BY 1 FOR NO KEY UPDATE" if db.features.has_select_for_update else "")
+        ),
+        heads_unlocked=(
+            f"SELECT {doc_id}, {q('head_seq')}, {q('head_hash')} FROM {documents} "
+            f"WHERE {doc_id} IN ({{}})"
         ),
         set_head=(
             f"UPDATE {documents} SET {q('head_seq')} = {mark}, {q('head_hash')} = {mark} "

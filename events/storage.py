@@ -37,9 +37,9 @@ DIRECT_BATCH_MAX = 32
 # Documents whose heads a process keeps; past this the cache starts over (a miss costs one
 # append through the locking path).
 HEADS_CACHED_MAX = 10_000
-# After an optimistic append to a document met another writer's rows, its appends lock first
-# for this long.
-CONTENDED_SECONDS = 5.0
+# Optimistic appends of one batch (each after reading the heads again) before it takes the
+# rows' locks: a lock held across this busy loop's turns stalls the other processes.
+OPTIMISTIC_TRIES = 3
 # After the async connection fails, appends go through the writer thread this long.
 FAST_PATH_PAUSE_SECONDS = 5.0
 
@@ -52,8 +52,6 @@ class LogWriter:
         self._fast = _open_fast_appender()
         # Heads as of this process's last append to each document (PostgreSQL's fast path).
         self._heads: dict[uuid.UUID, Head] = {}
-        # Documents another writer appended to lately, until when: those skip optimism.
-        self._contended: dict[uuid.UUID, float] = {}
         self._fast_paused_until = 0.0
 
     @property
@@ -88,16 +86,15 @@ class LogWriter:
             return None
         docs = {item.document_id for item in items}
         try:
-            if all(d in self._heads and self._contended.get(d, 0.0) < now for d in docs):
+            for _ in range(OPTIMISTIC_TRIES):
+                if not all(d in self._heads for d in docs):
+                    await fast.read_heads(items, self._heads)
                 try:
                     return await fast.append_cached(items, self._heads)
                 except HeadMoved:
-                    # Someone else writes here too: lock first for a while.
+                    # Someone else appended to one of them: read the heads again.
                     for doc_id in docs:
-                        self._contended[doc_id] = now + CONTENDED_SECONDS
                         self._heads.pop(doc_id, None)
-            if len(self._contended) > HEADS_CACHED_MAX:
-                self._contended.clear()
             return await fast.append_locked(items, self._heads)
         except Document.DoesNotExist:
             pass  # the writer thread's append refuses it for good

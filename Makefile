@@ -83,8 +83,10 @@ test: setup lint test-js
 	$(PY) -m pytest tests/unit tests/integration tests/interop tests/browser -q
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest tests/integration -q
 
+# bench/production.py needs the local PostgreSQL and Redis (BENCH_PG_URL, BENCH_REDIS_URL).
 bench: setup
 	$(PY) bench/realtime.py
+	$(PY) bench/production.py
 	$(PY) bench/background.py
 
 # Compaction and export only; BENCH_ARGS=--stack also exports through make stack's processes.

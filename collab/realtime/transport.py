@@ -31,6 +31,7 @@ import logging
 from collections import deque
 from typing import Any
 
+from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.types import ConnectionDeny
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
@@ -48,6 +49,11 @@ from collab.realtime.hub import hub_shutdown
 from collab.realtime.rooms import FLOW_EXTENSION
 
 logger = logging.getLogger(__name__)
+
+# autobahn pretty-prints every new socket's ~30 settings for a debug log line whether or not
+# debug is on (protocol.py, `_connectionMade`): 6-11% of the event loop in a join burst of
+# 2,000 sockets. Its other uses are debug output too; repr says the same, at a fraction.
+autobahn_protocol.pformat = repr  # type: ignore[assignment]
 # The installed reactor (daphne's asyncio one); Twisted types it as a module.
 reactor: Any = _reactor
 

@@ -1,8 +1,8 @@
 """The event log as a live process writes it: one surface, with the database's specifics
 behind it. On SQLite small batches go straight from the event loop while the write lock is
 free, and the WAL is checkpointed off the append path. On PostgreSQL batches go from the
-event loop in one round trip over an async connection, numbered from heads this process
-cached; the writer thread's locking append takes what that declines.
+event loop over an async connection, in one round trip when numbered from heads this process
+cached; the writer thread's append takes what that path cannot (its connection failed).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ R = TypeVar("R")
 # bigger ones come from a backlog, where the writer thread's overlap with relaying pays.
 DIRECT_BATCH_MAX = 32
 # Documents whose heads a process keeps; past this the cache starts over (a miss costs one
-# append through the locking path).
+# more round trip, to read the heads).
 HEADS_CACHED_MAX = 10_000
 # Optimistic appends of one batch (each after reading the heads again) before it takes the
 # rows' locks: a lock held across this busy loop's turns stalls the other processes.
@@ -78,12 +78,14 @@ class LogWriter:
 
     async def append_async(self, items: list[NewEvent]) -> list[int] | None:
         """Append from the event loop (PostgreSQL): in one round trip when every head is
-        cached and no other writer is busy with these documents, else under row locks. None
-        (the writer thread then takes the batch) when the async connection fails."""
+        cached and still the log's; heads missing or stale are read again (a round trip more)
+        and, after OPTIMISTIC_TRIES conflicts, the batch is appended under the rows' locks.
+        None (the writer thread then takes the batch) when the async connection fails."""
         fast = self._fast
-        now = time.monotonic()
-        if fast is None or now < self._fast_paused_until:
+        if fast is None or time.monotonic() < self._fast_paused_until:
             return None
+        if len(self._heads) > HEADS_CACHED_MAX:
+            self._heads.clear()
         docs = {item.document_id for item in items}
         try:
             for _ in range(OPTIMISTIC_TRIES):

@@ -6,10 +6,8 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 
-from collab.services import Admission, admit_connections, document_create, member_add, token_issue
 from tasks.models import Export, ExportStatus
 from tests.integration.conftest import Connect, make_document, make_user
 
@@ -76,28 +74,3 @@ async def test_metrics_show_rooms_appends_relays_and_exports(
     assert _sample(body, "process_resident_memory_bytes") is not None
     await a.close()
     await b.close()
-
-
-def test_admission_checks_each_handshake_in_one_batch(django_assert_max_num_queries: Any) -> None:
-    alice, bob, carol = (
-        get_user_model().objects.create_user(username=name) for name in ("alice", "bob", "carol")
-    )
-    token_issue(user=alice)
-    document = document_create(owner=alice, title="shared")
-    member_add(document=document, by=alice, user=bob, role="viewer")
-    token_id = alice.api_tokens.get().pk
-    asks = [
-        Admission(alice.pk, str(document.id), "c1", token_id),
-        Admission(bob.pk, str(document.id), "c2"),
-        Admission(carol.pk, str(document.id), "c3"),  # a stranger
-        Admission(alice.pk, "not-a-uuid", "c4"),
-        Admission(bob.pk, str(document.id), "c5", token_id),  # someone else's token
-    ]
-    with django_assert_max_num_queries(6):  # 3 reads, then BEGIN, one INSERT, COMMIT
-        roles = admit_connections(admissions=asks)
-    assert roles == ["owner", "viewer", None, None, None]
-    assert set(document.sessions.values_list("connection_id", flat=True)) == {"c1", "c2"}
-    alice.api_tokens.all().delete()  # revoked: its next handshake is refused
-    bob.is_active = False
-    bob.save()
-    assert admit_connections(admissions=[asks[0], asks[1]]) == [None, None]

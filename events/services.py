@@ -193,8 +193,11 @@ class PostgresFastAppender:
         params = list(doc_values.values())
         cursor = conn.cursor()
         await cursor.execute(self._sql.heads_unlocked.format(self._sql.marks(len(params))), params)
+        rows = await cursor.fetchall()
+        if len(rows) != len(params):
+            raise Document.DoesNotExist("a document was deleted while edits were queued")
         by_value = {value: doc_id for doc_id, value in doc_values.items()}
-        for value, head, digest in await cursor.fetchall():
+        for value, head, digest in rows:
             heads[by_value[value]] = (head, bytes(digest)) if head else (0, GENESIS)
 
     async def append_locked(

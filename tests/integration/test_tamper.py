@@ -265,6 +265,12 @@ def test_postgres_appends_from_the_loop_chain_and_yield_to_other_writers() -> No
         # Through the writer's surface the batch goes on under the locks.
         assert from_loop(_events(a, 1) + _events(b, 1)) == [6, 3]
         assert from_loop(_events(b, 1)) == [4]
+        # A document deleted while its edits were queued: declined (the writer thread's
+        # append refuses it), and the loop's path stays in use for the others.
+        gone = document_create(owner=owner, title="gone")
+        Document.objects.filter(pk=gone.pk).delete()
+        assert from_loop(_events(gone, 1)) is None
+        assert log._fast_paused_until == 0.0
     finally:
         asyncio.run(log.aclose())
         log.close()

@@ -20,6 +20,16 @@ from tests.waiting import eventually_sync
 STOP_BOUND_S = 10.0
 
 
+def _running(pid: int) -> bool:
+    """Whether a process still runs: an exited one waiting to be reaped (a zombie, whose
+    parent here is this machine's init once the server is gone) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _render_children(server: LiveServer) -> list[int]:
     """The server's render child processes, once one is running."""
     assert server.process is not None
@@ -56,7 +66,7 @@ def test_sigterm_mid_render_stops_in_bound_and_the_export_resumes(tmp_path: Path
         print(f"stopped {took:.2f} s after SIGTERM, mid-render (bound {STOP_BOUND_S:g} s)")
         assert took < STOP_BOUND_S
         assert code == 0, server.log.read_text()[-3000:]
-        assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "orphan renderer"
+        assert not [pid for pid in children if _running(pid)], "orphan renderer"
         server.process = None
         # The only error is Celery's note that the cut-short step went back to the queue.
         errors = {

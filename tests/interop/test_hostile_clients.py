@@ -391,7 +391,14 @@ def test_fuzzed_yjs_updates_are_refused_or_applied_and_the_log_replays_to_the_ro
     counts = {kind: outcomes.count(kind) for kind in set(outcomes)}
     rebuilt = server.log.read_text(errors="replace").count("rebuilt the replica")
     print(f"fuzz: {counts} in {time.monotonic() - started:.1f} s; replica rebuilt {rebuilt} times")
-    assert set(counts) <= {"closed 4400", "applied"}, counts
+    assert set(counts) <= {"closed 4400", "applied", "closed None"}, counts
+    # "closed None": the server sent its 4400 but the client's socket was reset before the
+    # client read it (autobahn aborts a connection whose peer has not answered the close
+    # within its close-handshake timeout, and this client thread can be that slow under
+    # load). Every one must be a 4400 the server logged.
+    sent_4400 = server.log.read_text(errors="replace").count("(4400)")
+    assert counts.get("closed 4400", 0) + counts.get("closed None", 0) == sent_4400, counts
+    assert counts.get("closed None", 0) <= 5, counts
     assert counts.get("closed 4400", 0) > 100 and counts.get("applied", 0) > 100
     # The live document is what its log replays to.
     reader = RawClient(url)

@@ -63,8 +63,9 @@ def bench_compaction(limit: int | None, increments: int) -> dict[str, Any]:
     from django.core.management import call_command
 
     from collab.services import document_create
+    from events.compaction import snapshot_compact
     from events.models import Snapshot
-    from events.services import NewEvent, event_append_batch, snapshot_compact
+    from events.services import NewEvent, event_append_batch
 
     call_command("migrate", verbosity=0)
     updates = trace_updates(limit)

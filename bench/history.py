@@ -4,7 +4,7 @@
 
 The seph-blog1 trace (137,154 transactions, one update each, typed by a pycrdt client into a
 paragraph's XmlText as in bench/background.py) is appended to a fresh SQLite log, checkpoints
-are filled (`events.services.checkpoints_fill`, what the compaction task does), and then:
+are filled (`events.compaction.checkpoints_fill`, what the compaction task does), and then:
 - content: `GET /api/docs/{id}/content?at=SEQ` for random seqs through Django's test client
   (HTML; the text variant too), p50/p95/max; checked against the trace's own text;
 - history: the first page and a page deep in the log of `GET /api/docs/{id}/history`;
@@ -96,8 +96,9 @@ def main() -> None:
     from django.test import Client
 
     from collab.services import document_create, token_issue
+    from events.compaction import checkpoints_fill
     from events.integrity import chain_verify
-    from events.services import NewEvent, checkpoints_fill, event_append_batch
+    from events.services import NewEvent, event_append_batch
 
     call_command("migrate", verbosity=0)
     updates, texts = _trace_with_texts(limit, samples)

@@ -131,8 +131,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # No automatic checkpoints: one would run inside whichever commit crosses the
         # threshold and fsync there (~11 ms spikes at p99 on the append path). The hub
         # checkpoints from a thread of its own instead (events/storage.py, collab/realtime/hub.py).
+        # journal_size_limit: a WAL reset after a checkpoint truncates the file to 64 MiB
+        # (fan-out runs left it at 118-208 MB otherwise; events.storage.checkpoint).
         "init_command": (
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
+            " PRAGMA journal_size_limit=67108864;"
         ),
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
@@ -277,9 +280,19 @@ PALIMPSEST_ROOM_IDLE_SECONDS = float(os.environ.get("PALIMPSEST_ROOM_IDLE_SECOND
 PALIMPSEST_PRESENCE_STALE_SECONDS = _env_int("PALIMPSEST_PRESENCE_STALE_SECONDS", 300)
 # A document's log tail (events after its newest snapshot) that asks for a compaction.
 PALIMPSEST_COMPACT_TAIL_EVENTS = _env_int("PALIMPSEST_COMPACT_TAIL_EVENTS", 1000)
-# Every this many events a snapshot is kept as a checkpoint, so reading the document after
-# any event replays at most this many events on top of one snapshot.
-PALIMPSEST_CHECKPOINT_EVENTS = _env_int("PALIMPSEST_CHECKPOINT_EVENTS", 1000)
+# Snapshots kept for time travel are spaced by cost (events.compaction.checkpoint_gap): one
+# every (its size / BYTES_PER_EVENT) events, so they cost about that many bytes per event, and
+# never more than MAX_EVENTS apart (the most a read of the past folds onto one), nor fewer than
+# MIN_EVENTS.
+PALIMPSEST_CHECKPOINT_BYTES_PER_EVENT = _env_int("PALIMPSEST_CHECKPOINT_BYTES_PER_EVENT", 8)
+PALIMPSEST_CHECKPOINT_MAX_EVENTS = _env_int("PALIMPSEST_CHECKPOINT_MAX_EVENTS", 8192)
+PALIMPSEST_CHECKPOINT_MIN_EVENTS = _env_int("PALIMPSEST_CHECKPOINT_MIN_EVENTS", 256)
+# An authorship checkpoint every this many events: attribution replays at most this many.
+PALIMPSEST_AUTHOR_CHECKPOINT_EVENTS = _env_int("PALIMPSEST_AUTHOR_CHECKPOINT_EVENTS", 2048)
+# Cold events (under the newest snapshot) are packed this many to a segment; a segment's rows
+# are deleted once it is GRACE_SECONDS old (readers that missed the segment still find them).
+PALIMPSEST_SEGMENT_EVENTS = _env_int("PALIMPSEST_SEGMENT_EVENTS", 1024)
+PALIMPSEST_PACK_GRACE_SECONDS = _env_int("PALIMPSEST_PACK_GRACE_SECONDS", 60)
 # Attribution and diffs replay a log from its start (~10 s for 137k events): at most this many
 # at once per process; more callers get 429 (the API) or a message (the admin) meanwhile.
 PALIMPSEST_HISTORY_REPLAYS = _env_int("PALIMPSEST_HISTORY_REPLAYS", 2)

@@ -1,27 +1,30 @@
 """Reading the past: history pages, the document and its authors after any event, diffs.
 
-Reads are bounded: a snapshot is kept every PALIMPSEST_CHECKPOINT_EVENTS events
-(`events.services.checkpoints_fill`), so the document after any event is one snapshot plus at
-most that many events. Attribution and diffs replay from the first event, through
-`events.replays`. Restores and named versions are written in `events.restore`.
+Reads are bounded: snapshots are spaced by cost (`events.compaction.checkpoints_fill`), so the
+document after any event is one snapshot plus at most PALIMPSEST_CHECKPOINT_MAX_EVENTS
+events; attribution and diffs start from an authorship checkpoint (`events.authorship`).
+Events are read through `events.log`, packed or not. Restores and named versions are written
+in `events.restore`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models.functions import Length
 from pycrdt import Doc
 
 from collab.models import Version
-from collab.sync.attribution import Attribution, Change, attribute, authored_diff
+from collab.sync.attribution import Attribution, Change, diff_from_pieces, diff_onward
 from collab.sync.html import document_text, fragment_html
 from collab.sync.restore import content_doc
-from events.models import Event, EventKind
+from events.authorship import actor_events, deletions_between, replay_at
+from events.log import read_log
+from events.models import EventKind
 from events.replays import full_replays
 from events.selectors import document_head, document_replay
 
@@ -61,15 +64,12 @@ def document_history(
     stale cursor learns so rather than seeing an empty, finished history.
     """
     checked_seq(document_id, after)
-    rows = (
-        Event.objects.filter(document_id=document_id, seq__gt=after)
-        .order_by("seq")
-        .annotate(size=Length("update"))
-        .values_list("seq", "actor__username", "created_at", "size", "kind")[
-            : max(1, min(limit, HISTORY_PAGE_MAX))
-        ]
-    )
-    return [HistoryEntry(*row) for row in rows]
+    upto = after + max(1, min(limit, HISTORY_PAGE_MAX))
+    events = list(read_log(document_id, after=after, upto=upto))
+    names = _usernames(e.actor_id for e in events)
+    return [
+        HistoryEntry(e.seq, names[e.actor_id], e.created_at, len(e.update), e.kind) for e in events
+    ]
 
 
 def checked_seq(document_id: uuid.UUID, at_seq: int | None) -> int:
@@ -113,15 +113,13 @@ def document_bursts(
 ) -> list[Burst]:
     """The `window` events before seq `before` (default: all latest) grouped into bursts,
     newest first."""
-    events = Event.objects.filter(document_id=document_id)
-    if before is not None:
-        events = events.filter(seq__lt=before)
-    rows = list(
-        events.order_by("-seq").values_list("seq", "actor__username", "created_at", "kind")[:window]
-    )
-    rows.reverse()
+    end = document_head(document_id=document_id) if before is None else before - 1
+    events = list(read_log(document_id, after=max(0, end - window), upto=end))
+    names = _usernames(e.actor_id for e in events)
     bursts: list[Burst] = []
-    for seq, actor, created_at, kind in rows:
+    for seq, actor, created_at, kind in (
+        (e.seq, names[e.actor_id], e.created_at, e.kind) for e in events
+    ):
         last = bursts[-1] if bursts else None
         restore = int(kind == EventKind.RESTORE)
         if (
@@ -163,17 +161,6 @@ class AuthoredChange:
     seq: int | None
 
 
-def _actor_events(document_id: uuid.UUID, upto_seq: int) -> Iterator[tuple[int, int | None, bytes]]:
-    """(seq, actor id, update) of events 1..upto_seq, streamed in order."""
-    rows = (
-        Event.objects.filter(document_id=document_id, seq__lte=upto_seq)
-        .order_by("seq")
-        .values_list("seq", "actor_id", "update")
-    )
-    for seq, actor, update in rows.iterator(chunk_size=5000):
-        yield seq, actor, bytes(update)
-
-
 def _usernames(actor_ids: Iterable[int | None]) -> dict[int | None, str | None]:
     """Actor id -> username; None (and accounts since deleted) map to None."""
     ids = {pk for pk in actor_ids if pk is not None}
@@ -186,14 +173,14 @@ def _usernames(actor_ids: Iterable[int | None]) -> dict[int | None, str | None]:
 def document_attribution(*, document_id: uuid.UUID, at_seq: int | None = None) -> AuthoredText:
     """Who wrote each part of the document right after event `at_seq` (default: now).
 
-    Authors are the actors the server stamped on the events. Replays the log from its first
-    event (a snapshot keeps no authorship): 1.2 s for 40k events, 12 s for 137k here; Busy
-    when PALIMPSEST_HISTORY_REPLAYS replays already run, unless the result is kept.
+    Authors are the actors the server stamped on the events. Restores the authorship
+    checkpoint before `at_seq` and replays the events after it; Busy when
+    PALIMPSEST_HISTORY_REPLAYS replays already run, unless the result is kept.
     """
     seq = checked_seq(document_id, at_seq)
     result: Attribution = full_replays.run(
         ("attribution", uuid.UUID(str(document_id)), seq),
-        lambda: attribute(_actor_events(document_id, seq)),
+        lambda: replay_at(uuid.UUID(str(document_id)), seq)[0].attribution(),
     )
     names = _usernames(result.counts)
     runs: list[tuple[str | None, str]] = []
@@ -213,7 +200,9 @@ def document_attribution(*, document_id: uuid.UUID, at_seq: int | None = None) -
 def document_diff(*, document_id: uuid.UUID, from_seq: int, to_seq: int) -> list[AuthoredChange]:
     """What changed from the document after `from_seq` to the one after `to_seq`, by author.
 
-    Replays the log up to `to_seq` (as `document_attribution`, and Busy likewise).
+    From the authorship checkpoint before `from_seq` on, in one replay when `to_seq` is
+    near; otherwise the documents at both seqs from their own checkpoints, with the deletions
+    the checkpoints between them recorded (as `document_attribution`, and Busy likewise).
     """
     start = checked_seq(document_id, from_seq)
     end = checked_seq(document_id, to_seq)
@@ -221,12 +210,23 @@ def document_diff(*, document_id: uuid.UUID, from_seq: int, to_seq: int) -> list
         raise ValueError("the second seq must not come before the first")
     changes: list[Change] = full_replays.run(
         ("diff", uuid.UUID(str(document_id)), start, end),
-        lambda: authored_diff(_actor_events(document_id, end), start, end),
+        lambda: _diff(uuid.UUID(str(document_id)), start, end),
     )
     names = _usernames(change.author for change in changes)
     return [
         AuthoredChange(op=c.op, text=c.text, author=names.get(c.author), seq=c.seq) for c in changes
     ]
+
+
+def _diff(document_id: uuid.UUID, start: int, end: int) -> list[Change]:
+    """`document_diff` computed (see there)."""
+    before, checkpoint = replay_at(document_id, start)
+    if end - checkpoint <= 2 * settings.PALIMPSEST_AUTHOR_CHECKPOINT_EVENTS:
+        return diff_onward(before, actor_events(document_id, start, end))
+    after, later = replay_at(document_id, end)
+    if later <= start:  # no checkpoint between: `after` replayed the very same events
+        return diff_onward(before, actor_events(document_id, start, end))
+    return diff_from_pieces(before, after, deletions_between(document_id, start, later))
 
 
 def document_versions(*, document_id: uuid.UUID) -> list[Version]:

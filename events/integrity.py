@@ -20,10 +20,9 @@ from django.db.models import Max
 
 from collab.models import Document
 from events.chain import GENESIS, chain_link, document_field, time_field
-from events.models import Event, Snapshot
-
-# Rows fetched per round trip: memory stays flat however long the log.
-_CHUNK = 2000
+from events.log import read_log
+from events.models import Snapshot
+from events.packing import SegmentCorrupt
 
 
 class Break(StrEnum):
@@ -53,17 +52,29 @@ class ChainReport:
 
 
 def chain_verify(*, document_id: uuid.UUID) -> ChainReport:
-    """Recompute the document's chain in seq order and report its first broken link."""
-    rows = (
-        Event.objects.filter(document_id=document_id)
-        .order_by("seq")
-        .values_list("seq", "kind", "actor_id", "yjs_client_id", "created_at", "update", "hash")
-    )
+    """Recompute the document's chain in seq order and report its first broken link.
+
+    Rows and packed segments alike (events.log): a row keeps its whole hash, a packed event
+    the hash's first bytes and its segment the whole hash of its last event; each is compared
+    with the hash recomputed from the event's fields.
+    """
     document = document_field(document_id)
     prev, expected_seq, count = GENESIS, 1, 0
-    for seq, kind, actor_id, yjs_client_id, created_at, update, stored in rows.iterator(
-        chunk_size=_CHUNK
-    ):
+    events = read_log(document_id)
+    while True:
+        try:
+            event = next(events, None)
+        except SegmentCorrupt as exc:
+            return ChainReport(
+                document_id=document_id,
+                events=count,
+                broken_seq=max(exc.first_seq, expected_seq),
+                reason=Break.EDITED,
+                detail=f"{exc} (its bytes were changed)",
+            )
+        if event is None:
+            break
+        seq = event.seq
         if seq < expected_seq:  # only a seq 0 can sort before 1: never written by the append
             return ChainReport(
                 document_id=document_id,
@@ -89,14 +100,15 @@ def chain_verify(*, document_id: uuid.UUID) -> ChainReport:
             prev,
             document,
             seq,
-            kind,
-            actor_id,
-            yjs_client_id,
-            time_field(created_at),
-            bytes(update),
+            event.kind,
+            event.actor_id,
+            event.yjs_client_id,
+            time_field(event.created_at),
+            event.update,
         )
-        # bytes(): psycopg2 would give a memoryview; a NULL or short value simply mismatches.
-        if stored is None or bytes(stored) != digest:
+        # A row's whole hash, or a packed event's first bytes; an empty (NULL) one mismatches.
+        stored = event.hash
+        if not stored or digest[: len(stored)] != stored or event.root not in (None, digest):
             return ChainReport(
                 document_id=document_id,
                 events=count,
@@ -107,7 +119,7 @@ def chain_verify(*, document_id: uuid.UUID) -> ChainReport:
                     "(or the event before it was rewritten along with its hash)"
                 ),
             )
-        # Chain on the stored hash (equal to ours here) so each link is judged on its own.
+        # Chain on our digest (it matched what is stored) so each link is judged on its own.
         prev, expected_seq, count = digest, seq + 1, count + 1
     head = expected_seq - 1
     recorded = Document.objects.filter(pk=document_id).values_list("head_seq", "head_hash").first()

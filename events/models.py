@@ -57,6 +57,8 @@ class Snapshot(models.Model):
     # encoded state leaves them out, so they are kept whole (lib0 length-prefixed) and
     # applied after it (collab/sync/compaction.py).
     pending = models.BinaryField(default=b"")
+    # True: `state` and `pending` are zlib-compressed (a Yjs state compresses ~3x).
+    compressed = models.BooleanField(default=False)
     # How many events this snapshot folded in beyond the one before it, and how long it took.
     events_folded = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(default=0)
@@ -65,6 +67,56 @@ class Snapshot(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["document", "upto_seq"], name="snapshot_unique_seq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}@{self.upto_seq}"
+
+
+class EventSegment(models.Model):
+    """Events `first_seq..last_seq` of one document, packed (events/packing.py says how).
+
+    Written by the compaction task once those events are cold (a snapshot covers them); their
+    rows are then deleted. A packed event keeps every field, its update and its hash: reading
+    goes through `events.log.read_log`, which serves rows and segments alike.
+    """
+
+    document = models.ForeignKey(
+        "collab.Document", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    first_seq = models.PositiveBigIntegerField()
+    last_seq = models.PositiveBigIntegerField()
+    data = models.BinaryField()
+    # The full chain hash of event `last_seq`: the root every earlier link leads to.
+    last_hash = models.BinaryField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "first_seq"], name="segment_unique_seq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.first_seq}..{self.last_seq}"
+
+
+class AuthorCheckpoint(models.Model):
+    """A cache: who inserted each character of the document after `upto_seq`.
+
+    Attribution and diffs start from the newest one at or before their seq and replay only
+    the events after it (collab/sync/attribution.py encodes `data`).
+    """
+
+    document = models.ForeignKey("collab.Document", on_delete=models.CASCADE, related_name="+")
+    upto_seq = models.PositiveBigIntegerField()
+    data = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document", "upto_seq"], name="author_checkpoint_unique_seq"
+            )
         ]
 
     def __str__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -11,7 +12,8 @@ from django.db.models.functions import Coalesce
 
 from collab.models import Document
 from collab.sync.compaction import replay_updates
-from events.models import Event, Snapshot
+from events.log import read_updates
+from events.models import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +30,30 @@ def document_replay(*, document_id: uuid.UUID, at_seq: int | None = None) -> Rep
     snapshots = Snapshot.objects.filter(document_id=document_id)
     if at_seq is not None:
         snapshots = snapshots.filter(upto_seq__lte=at_seq)
-    snapshot = snapshots.order_by("-upto_seq").values_list("upto_seq", "state", "pending").first()
+    snapshot = (
+        snapshots.order_by("-upto_seq")
+        .values_list("upto_seq", "state", "pending", "compressed")
+        .first()
+    )
     updates: list[bytes] = []
     head = snapshot_seq = 0
     if snapshot is not None:
         head = snapshot_seq = snapshot[0]
-        updates = replay_updates(state=bytes(snapshot[1]), pending=bytes(snapshot[2]))
+        state, pending = snapshot_content(*snapshot[1:])
+        updates = replay_updates(state=state, pending=pending)
     for seq, update in events_after(document_id=document_id, after_seq=head, upto_seq=at_seq):
         updates.append(update)
         head = seq
     return Replay(updates=updates, head=head, snapshot_seq=snapshot_seq)
+
+
+def snapshot_content(
+    state: bytes | memoryview, pending: bytes | memoryview, compressed: bool
+) -> tuple[bytes, bytes]:
+    """A snapshot row's state and pending updates, decompressed."""
+    if not compressed:
+        return bytes(state), bytes(pending)
+    return zlib.decompress(state), zlib.decompress(pending) if pending else b""
 
 
 def document_head(*, document_id: uuid.UUID) -> int:
@@ -68,14 +84,11 @@ def events_after(
     limit: int | None = None,
     upto_seq: int | None = None,
 ) -> list[tuple[int, bytes]]:
-    """(seq, update) of the document's events after `after_seq` (up to `upto_seq`), in order."""
-    events = Event.objects.filter(document_id=document_id, seq__gt=after_seq)
-    if upto_seq is not None:
-        events = events.filter(seq__lte=upto_seq)
-    rows = events.order_by("seq").values_list("seq", "update")
-    if limit is not None:
-        rows = rows[:limit]
-    return [(seq, bytes(update)) for seq, update in rows.iterator(chunk_size=5000)]
+    """(seq, update) of the document's events after `after_seq` (up to `upto_seq`), in order.
+
+    Packed or not (events.log).
+    """
+    return read_updates(document_id, after=after_seq, upto=upto_seq, limit=limit)
 
 
 def document_heads(*, document_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:

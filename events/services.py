@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,16 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from collab.models import Document
-from collab.notify import publish
-from collab.sync.compaction import decode_pending, encode_pending, fold
 from events.chain import GENESIS, chain_link, document_field, time_field
-from events.models import Event, EventKind, Snapshot
-from events.selectors import document_head, events_after
+from events.models import Event, EventKind
 
 # Rows per INSERT statement: one statement is one trip into the driver (and one GIL release
 # and re-acquire); 8 columns x 1000 rows stays under SQLite's 32766-parameter limit.
@@ -458,97 +453,3 @@ def _rows(
         )
         for item, (seq, digest) in zip(items, numbered, strict=True)
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class Compacted:
-    """A snapshot written by `snapshot_compact`."""
-
-    document_id: uuid.UUID
-    upto_seq: int
-    events_folded: int
-    pending: int
-    state_bytes: int
-    duration_ms: int
-
-
-def snapshot_compact(*, document_id: uuid.UUID, upto_seq: int | None = None) -> Compacted | None:
-    """Fold the events after the newest snapshot (up to `upto_seq`, default the head) into one.
-
-    Idempotent: a snapshot is keyed by (document, upto_seq), and one that exists already, or a
-    log with nothing after the newest snapshot, makes this a no-op (None). The log itself is
-    only read.
-    """
-    started = time.perf_counter()
-    head = document_head(document_id=document_id)
-    target = head if upto_seq is None else min(upto_seq, head)
-    base = (
-        Snapshot.objects.filter(document_id=document_id, upto_seq__lte=target)
-        .order_by("-upto_seq")
-        .first()
-    )
-    base_seq = base.upto_seq if base is not None else 0
-    if target <= base_seq:
-        return None
-    tail = [
-        u for _, u in events_after(document_id=document_id, after_seq=base_seq, upto_seq=target)
-    ]
-    folded = fold(
-        state=bytes(base.state) if base is not None else None,
-        pending=decode_pending(bytes(base.pending)) if base is not None else [],
-        tail=tail,
-    )
-    duration_ms = round((time.perf_counter() - started) * 1000)
-    try:
-        with transaction.atomic():
-            Snapshot.objects.create(
-                document_id=document_id,
-                upto_seq=target,
-                state=folded.state,
-                pending=encode_pending(folded.pending),
-                events_folded=len(tail),
-                duration_ms=duration_ms,
-            )
-            publish(
-                {
-                    "type": "snapshot.compacted",
-                    "document": str(document_id),
-                    "upto_seq": target,
-                    "events_folded": len(tail),
-                },
-                document_id=document_id,
-            )
-    except IntegrityError:
-        return None  # another worker wrote this very snapshot first
-    return Compacted(
-        document_id=document_id,
-        upto_seq=target,
-        events_folded=len(tail),
-        pending=len(folded.pending),
-        state_bytes=len(folded.state),
-        duration_ms=duration_ms,
-    )
-
-
-def checkpoints_fill(*, document_id: uuid.UUID, every: int | None = None) -> int:
-    """Add snapshots so no two (nor 0 and the head) are more than `every` seqs apart.
-
-    Rooms already compact every PALIMPSEST_COMPACT_TAIL_EVENTS events; this covers logs
-    written otherwise (imports, long offline syncs, a beat sweep over a long tail). Returns
-    how many snapshots were written.
-    """
-    every = every or settings.PALIMPSEST_CHECKPOINT_EVENTS
-    head = document_head(document_id=document_id)
-    have = sorted(
-        Snapshot.objects.filter(document_id=document_id).values_list("upto_seq", flat=True)
-    )
-    made = 0
-    previous = 0
-    for bound in [*have, head]:
-        # In order: each one starts from the snapshot before it, so this is linear in the log.
-        while bound - previous > every:
-            previous += every
-            if snapshot_compact(document_id=document_id, upto_seq=previous):
-                made += 1
-        previous = max(previous, bound)
-    return made

@@ -147,10 +147,30 @@ def on_writer_connection(fn: Callable[[], R]) -> R:
         raise
 
 
-def checkpoint() -> None:
-    """A passive WAL checkpoint: copies what it can without blocking the writer or readers."""
+# WAL frames (4 KiB pages) past which a checkpoint also tries to truncate the file.
+_WAL_TRUNCATE_FRAMES = 16384
+
+
+def checkpoint() -> int:
+    """A passive WAL checkpoint: copies what it can without blocking the writer or readers.
+
+    The WAL is reused from its start once all of it is copied and no reader still needs it,
+    and then cut to `journal_size_limit` (settings). If readers kept it from restarting until
+    it passed _WAL_TRUNCATE_FRAMES, a TRUNCATE checkpoint is tried, waiting at most 100 ms
+    for them (it holds new writers back meanwhile). Returns the WAL's frames before.
+    """
     with connections["default"].cursor() as cursor:
         cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        _, frames, _ = cursor.fetchone()
+        if frames > _WAL_TRUNCATE_FRAMES:
+            cursor.execute("PRAGMA busy_timeout")
+            (timeout,) = cursor.fetchone()
+            cursor.execute("PRAGMA busy_timeout = 100")
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+        return int(frames)
 
 
 def _open_fast_appender() -> PostgresFastAppender | None:

@@ -14,8 +14,8 @@ from django.db import InterfaceError, OperationalError
 
 from collab.selectors import documents_with_stale_presence
 from collab.services import presence_purge_stale
+from events.compaction import document_compact
 from events.selectors import documents_to_compact
-from events.services import checkpoints_fill, snapshot_compact
 from tasks import services
 from tasks.render.errors import RenderError, RendererStopped
 
@@ -91,13 +91,9 @@ def export_store(self: Task, staged: str | None, export_id: str) -> None:
 
 @shared_task(**_RETRY)
 def compact_document(document_id: str) -> dict[str, Any] | None:
-    """Snapshot a document's log tail (a no-op when there is nothing new).
-
-    Checkpoints first, so that reading the document after any event stays bounded even when a
-    long tail was written without rooms asking for compactions along the way.
-    """
-    checkpoints_fill(document_id=uuid.UUID(document_id))
-    done = snapshot_compact(document_id=uuid.UUID(document_id))
+    """Compact a document: snapshots, authorship checkpoints, packing (events.compaction)."""
+    result = document_compact(document_id=uuid.UUID(document_id))
+    done = result.snapshot
     return None if done is None else {"upto_seq": done.upto_seq, "events": done.events_folded}
 
 

@@ -15,8 +15,11 @@ therefore credited to the event whose update carried it.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal, NamedTuple
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
@@ -91,6 +94,14 @@ class _Element:
 def _width(char: str | None) -> int:
     """Offset units one mirror entry takes in pycrdt (UTF-8 bytes; an embed is 1)."""
     return 1 if char is None or char < "\x80" else len(char.encode())
+
+
+class CheckpointMismatch(ValueError):
+    """An authorship checkpoint does not fit the document state it was restored onto."""
+
+
+_CHECKPOINT_TAG = b"PAUTH1"
+_CHECKPOINT_HEADER = struct.Struct(">6sQQQ")
 
 
 class Replay:
@@ -317,6 +328,85 @@ class Replay:
                 stack.extend(reversed(current.children))
         return out
 
+    def checkpoint(self, since: int) -> bytes | None:
+        """The replay's authorship as a checkpoint (None while an update is parked).
+
+        It holds, for every node and character of the mirror in tree order, its id, the seq
+        that inserted it and that seq's actor; then (id, seq, actor) of each deletion after
+        seq `since` (diffs across checkpoints need who deleted what). Ids are handed out in
+        the order a replay from the first event meets them, and a restored replay goes on
+        counting from the checkpoint's next id, so an id names the same character in every
+        replay of the log. Columns as deltas, zlib-compressed: runs of typing are runs of +1.
+        """
+        if self._parked or self.seq is None:
+            return None
+        ids: list[int] = []
+        _preorder_ids(self.tree, ids)
+        origins = [self.origin[key] for key in ids]
+        actors = [_opt(self.actors.get(seq)) for seq in origins]
+        gone = sorted((key, seq) for key, seq in self.deleted.items() if seq > since)
+        gone_ids = [key for key, _ in gone]
+        gone_seqs = [seq for _, seq in gone]
+        gone_actors = [_opt(self.actors.get(seq)) for seq in gone_seqs]
+        header = _CHECKPOINT_HEADER.pack(_CHECKPOINT_TAG, len(self.origin), len(ids), len(gone))
+        columns = [
+            _deltas(ids),
+            _deltas(origins),
+            actors,
+            _deltas(gone_ids),
+            gone_seqs,
+            gone_actors,
+        ]
+        body = header + b"".join(struct.pack(f">{len(c)}q", *c) for c in columns)
+        return zlib.compress(body, 9)
+
+    @classmethod
+    def restore(cls, doc: Doc[Any], seq: int, blob: bytes) -> Replay:
+        """The replay right after event `seq`, from `doc` (the document then) and its checkpoint.
+
+        CheckpointMismatch if the checkpoint does not describe `doc`'s tree.
+        """
+        next_id, ids, origins, actors, _ = _decode_checkpoint(blob)
+        replay = cls.__new__(cls)
+        replay.actors = {}
+        replay.seq = seq
+        replay.origin = [0] * next_id
+        replay.deleted = {}
+        replay._parked = []
+        replay._dirty = False
+        replay._events = []
+        replay._open(doc)
+        for key, origin, actor in zip(ids, origins, actors, strict=True):
+            if not 0 <= key < next_id:
+                raise CheckpointMismatch(f"id {key} is beyond the checkpoint's next id")
+            replay.origin[key] = origin
+            replay.actors[origin] = actor
+        keys = iter(ids)
+        tree = replay._remirror(replay.root, keys, 0)
+        if not isinstance(tree, _Element):
+            raise CheckpointMismatch("the document's root is not a fragment")
+        replay.tree = tree
+        if next(keys, None) is not None:
+            raise CheckpointMismatch("the checkpoint has more entries than the document")
+        return replay
+
+    def _remirror(self, live: Any, keys: Iterator[int], depth: int) -> _Element | _Text:
+        """A mirror of `live` whose ids are taken, in tree order, from a checkpoint."""
+        try:
+            if isinstance(live, XmlText):
+                text = _Text(live)
+                for value, _ in live.diff():
+                    chars: list[str | None] = list(value) if isinstance(value, str) else [None]
+                    text.chars.extend(chars)
+                    text.wide += sum(_width(c) != 1 for c in chars)
+                text.ids = [next(keys) for _ in text.chars]
+                return text
+            element = _Element(live, next(keys), live.tag if isinstance(live, XmlElement) else None)
+        except StopIteration:
+            raise CheckpointMismatch("the document has more entries than the checkpoint") from None
+        element.children = [self._remirror(child, keys, depth + 1) for child in live.children]
+        return element
+
     def attribution(self) -> Attribution:
         """The document as it stands: text, runs by author, characters per author."""
         pieces = self.pieces()
@@ -339,6 +429,69 @@ class Replay:
         return Attribution(
             seq=self.seq, text="".join(p.text for p in pieces), runs=runs, counts=counts
         )
+
+
+def _preorder_ids(node: _Element | _Text, out: list[int]) -> None:
+    """Every id under `node`, in the order `Replay._remirror` reads them back."""
+    if isinstance(node, _Text):
+        out.extend(node.ids)
+        return
+    out.append(node.id)
+    for child in node.children:
+        _preorder_ids(child, out)
+
+
+def _opt(value: int | None) -> int:
+    """An optional actor id as a checkpoint stores it (-1: None)."""
+    return -1 if value is None else value
+
+
+def _deltas(values: list[int]) -> list[int]:
+    """Each value minus the one before it (the first as it is)."""
+    return [b - a for a, b in pairwise([0, *values])]
+
+
+def _undeltas(values: Iterable[int]) -> list[int]:
+    """The running sums of `values` (undoes `_deltas`)."""
+    out: list[int] = []
+    total = 0
+    for value in values:
+        total += value
+        out.append(total)
+    return out
+
+
+Deletions = list[tuple[int, int, int | None]]
+
+
+def _decode_checkpoint(
+    blob: bytes,
+) -> tuple[int, list[int], list[int], list[int | None], Deletions]:
+    """next id, ids, origins, actors and (id, seq, actor) deletions of a checkpoint blob."""
+    try:
+        body = zlib.decompress(blob)
+        tag, next_id, count, gone = _CHECKPOINT_HEADER.unpack_from(body)
+        if tag != _CHECKPOINT_TAG:
+            raise CheckpointMismatch("not an authorship checkpoint")
+        at = _CHECKPOINT_HEADER.size
+        columns = []
+        for length in (count, count, count, gone, gone, gone):
+            columns.append(struct.unpack_from(f">{length}q", body, at))
+            at += 8 * length
+    except (zlib.error, struct.error) as exc:
+        raise CheckpointMismatch(f"the checkpoint does not decode: {exc}") from exc
+    ids, origins = _undeltas(columns[0]), _undeltas(columns[1])
+    actors = [None if a < 0 else a for a in columns[2]]
+    deletions = [
+        (key, seq, None if actor < 0 else actor)
+        for key, seq, actor in zip(_undeltas(columns[3]), columns[4], columns[5], strict=True)
+    ]
+    return next_id, ids, origins, actors, deletions
+
+
+def checkpoint_deletions(blob: bytes) -> Deletions:
+    """(id, seq, actor) of each deletion a checkpoint recorded (since the one before it)."""
+    return _decode_checkpoint(blob)[4]
 
 
 def _keys(node: _Element | _Text) -> Iterator[int]:
@@ -396,6 +549,27 @@ def authored_diff(events: Iterable[Event], from_seq: int, to_seq: int) -> list[C
         state.apply(seq, actor, update)
     if before is None:
         before = state.pieces()
+    return _merge(before, state.pieces(), state)
+
+
+def diff_from_pieces(before: Replay, after: Replay, deletions: Deletions) -> list[Change]:
+    """What changed from `before`'s document to `after`'s: two replays of one log.
+
+    Ids name the same character in both (see `Replay.checkpoint`). `after` knows who deleted
+    what only since it was restored; `deletions` (from the checkpoints in between) says the
+    rest.
+    """
+    for key, seq, actor in deletions:
+        after.deleted.setdefault(key, seq)
+        after.actors.setdefault(seq, actor)
+    return _merge(before.pieces(), after.pieces(), after)
+
+
+def diff_onward(state: Replay, events: Iterable[Event]) -> list[Change]:
+    """What `events` (applied to `state`, in order) changed in its document, by author."""
+    before = state.pieces()
+    for seq, actor, update in events:
+        state.apply(seq, actor, update)
     return _merge(before, state.pieces(), state)
 
 

@@ -26,8 +26,8 @@ from pycrdt import Doc, Text, XmlFragment, create_update_message
 from collab.models import PresenceSession
 from collab.realtime.hub import hub_shutdown
 from collab.sync.protocol import decode_awareness
+from events.compaction import snapshot_compact
 from events.models import Event, Snapshot
-from events.services import snapshot_compact
 from tasks.models import DeadLetter, Export
 from tests.integration.conftest import Connect, make_document, make_user
 from tests.richdoc import every_node_type, long_document

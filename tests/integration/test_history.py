@@ -17,10 +17,11 @@ from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
 from collab.services import document_create, member_add, token_issue
 from collab.sync.protocol import create_update_message
+from events.compaction import checkpoint_gap, checkpoints_fill, snapshot_compact
 from events.history import document_content
 from events.models import Event, EventKind, Snapshot
 from events.restore import document_restore
-from events.services import NewEvent, checkpoints_fill, event_append_batch
+from events.services import NewEvent, event_append_batch
 from tests.integration.conftest import Connect, make_document, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -123,6 +124,7 @@ def test_content_after_any_event_as_html_and_text() -> None:
 
 
 def test_checkpoints_bound_the_replay_and_give_the_same_content(settings: Any) -> None:
+    settings.PALIMPSEST_CHECKPOINT_MIN_EVENTS = settings.PALIMPSEST_CHECKPOINT_MAX_EVENTS = 10
     users = _users()
     document = _document(users)
     writer = Writer()
@@ -132,9 +134,9 @@ def test_checkpoints_bound_the_replay_and_give_the_same_content(settings: Any) -
         _append(document, users["ed"], writer.type(0, chr(ord("a") + seq % 26)))
         texts[seq] = str(writer.fragment.children[0].children[0])
     before = {s: document_content(document_id=document.id, at_seq=s).text for s in texts}
-    assert checkpoints_fill(document_id=document.id, every=10) == 3
+    assert checkpoints_fill(document_id=document.id) == 3
     assert sorted(Snapshot.objects.values_list("upto_seq", flat=True)) == [10, 20, 30]
-    assert checkpoints_fill(document_id=document.id, every=10) == 0  # idempotent
+    assert checkpoints_fill(document_id=document.id) == 0  # idempotent
     after = {s: document_content(document_id=document.id, at_seq=s).text for s in texts}
     assert before == after == texts
 
@@ -300,14 +302,14 @@ def test_long_replays_are_capped_and_their_results_kept(
     import events.history
 
     entered, release = threading.Event(), threading.Event()
-    original = events.history.attribute
+    original = events.history.replay_at
 
     def slow_attribute(*args: Any, **kwargs: Any) -> Any:
         entered.set()
         release.wait(10)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(events.history, "attribute", slow_attribute)
+    monkeypatch.setattr(events.history, "replay_at", slow_attribute)
     done: list[Any] = []
 
     def hold_the_slot() -> None:
@@ -384,15 +386,25 @@ def test_who_may_use_each_document_endpoint(
         assert restores <= (1 if name in allowed else 0)
 
 
-def test_checkpoints_fill_only_the_gaps_longer_than_the_interval() -> None:
+def test_checkpoints_fill_the_plan_and_prune_all_else_but_the_newest(settings: Any) -> None:
+    settings.PALIMPSEST_CHECKPOINT_MIN_EVENTS = settings.PALIMPSEST_CHECKPOINT_MAX_EVENTS = 10
     users = _users()
     document = _document(users)
     writer = Writer()
     _append(document, users["olga"], writer.paragraph(""))
     for _ in range(34):
         _append(document, users["ed"], writer.type(0, "x"))
-    from events.services import snapshot_compact
-
     assert snapshot_compact(document_id=document.id, upto_seq=15) is not None
-    assert checkpoints_fill(document_id=document.id, every=10) == 2
-    assert sorted(Snapshot.objects.values_list("upto_seq", flat=True)) == [10, 15, 25]
+    assert snapshot_compact(document_id=document.id, upto_seq=33) is not None
+    assert checkpoints_fill(document_id=document.id) == 3
+    # 15 was off the plan; 33 is the newest, which rooms load from.
+    assert sorted(Snapshot.objects.values_list("upto_seq", flat=True)) == [10, 20, 30, 33]
+
+
+def test_checkpoints_are_spaced_by_their_size(settings: Any) -> None:
+    settings.PALIMPSEST_CHECKPOINT_BYTES_PER_EVENT = 8
+    settings.PALIMPSEST_CHECKPOINT_MIN_EVENTS = 256
+    settings.PALIMPSEST_CHECKPOINT_MAX_EVENTS = 8192
+    assert checkpoint_gap(0) == 256  # a small document's are not worth a row
+    assert checkpoint_gap(40_000) == 5_000  # 40 kB, at 8 bytes per event
+    assert checkpoint_gap(400_000) == 8192  # a read never folds more

@@ -19,6 +19,7 @@ from django.db.migrations.executor import MigrationExecutor
 from collab.models import Document
 from collab.services import document_create
 from events.chain import event_hash
+from events.compaction import snapshot_compact
 from events.integrity import Break, chain_verify
 from events.models import Event
 from events.services import (
@@ -26,7 +27,6 @@ from events.services import (
     NewEvent,
     SqliteDirectAppender,
     event_append_batch,
-    snapshot_compact,
 )
 from events.storage import LogWriter
 from tests.ytest import sample_update

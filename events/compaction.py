@@ -228,16 +228,17 @@ class CompactionDone:
     packed: Packed
 
 
-def document_compact(*, document_id: uuid.UUID) -> CompactionDone:
+def document_compact(*, document_id: uuid.UUID, grace_s: float | None = None) -> CompactionDone:
     """Everything compaction does for one document, in order.
 
     Planned snapshots first (reads of the past stay bounded however the log was written), a
     snapshot at the head (rooms load from it), authorship checkpoints, then packing: what the
-    newest snapshot covers is cold.
+    newest snapshot covers is cold. `grace_s` as `log_pack` takes it.
     """
     checkpoints = checkpoints_fill(document_id=document_id)
     done = snapshot_compact(document_id=document_id)
     authors = author_checkpoints_fill(
         document_id=document_id, upto=document_head(document_id=document_id)
     )
-    return CompactionDone(done, checkpoints, authors, log_pack(document_id=document_id))
+    packed = log_pack(document_id=document_id, grace_s=grace_s)
+    return CompactionDone(done, checkpoints, authors, packed)

@@ -108,9 +108,7 @@ def _sizes_postgres() -> dict[str, int]:
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"VACUUM FULL {table}")
-            cursor.execute(
-                "SELECT pg_total_relation_size(%s), pg_indexes_size(%s)", [table, table]
-            )
+            cursor.execute("SELECT pg_total_relation_size(%s), pg_indexes_size(%s)", [table, table])
             total, indexes = cursor.fetchone()
             out[table] = int(total) - int(indexes)
             out[f"{table} (indexes)"] = int(indexes)
@@ -216,7 +214,9 @@ def _run(backend: str, shape: str, samples: int) -> dict[str, Any]:
     reads: dict[str, list[float]] = {"content": [], "attribution": [], "diff": []}
     for seq in seqs:
         full_replays._results.clear()  # each read computed, not taken from the kept results
-        content, ms = _timed(lambda s=seq: history.document_content(document_id=document.id, at_seq=s))
+        content, ms = _timed(
+            lambda s=seq: history.document_content(document_id=document.id, at_seq=s)
+        )
         assert content.text == texts[seq], f"content at {seq} differs from the writer's text"
         reads["content"].append(ms)
         authored, ms = _timed(
@@ -277,8 +277,10 @@ def main() -> None:
         print(f"compaction: {result['compaction_ms']} ms; {result['segments']} segments")
         for name, s in result["reads_ms"].items():
             target = 100 if name == "content" else 200
-            print(f"{name:12} p50 {s['p50']} / p95 {s['p95']} / max {s['max']} ms "
-                  f"(target p95 <= {target})")
+            print(
+                f"{name:12} p50 {s['p50']} / p95 {s['p95']} / max {s['max']} ms "
+                f"(target p95 <= {target})"
+            )
         print(f"verify_log: intact, {result['verify_ms']} ms")
     out = ROOT / "var" / "bench" / "storage.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,11 +32,30 @@ def actor_events(
         yield event.seq, event.actor_id, event.update
 
 
-def replay_at(document_id: uuid.UUID, seq: int) -> tuple[Replay, int]:
-    """The replay right after event `seq` and the checkpoint seq it started from (0: none)."""
+# The most events `replay_at(by_author=True)` applies in one transaction.
+_RUN_MAX = 4096
+
+
+def replay_at(document_id: uuid.UUID, seq: int, *, by_author: bool = False) -> tuple[Replay, int]:
+    """The replay right after event `seq` and the checkpoint seq it started from (0: none).
+
+    `by_author`: each run of one actor's consecutive events is applied at once
+    (`Replay.apply_run`): the same authors, but characters dated to their run's last seq.
+    """
     replay, start = _restored(document_id, seq)
+    run: list[tuple[int, bytes]] = []
+    run_actor: int | None = None
     for event_seq, actor, update in actor_events(document_id, start, seq):
-        replay.apply(event_seq, actor, update)
+        if not by_author:
+            replay.apply(event_seq, actor, update)
+            continue
+        if run and (actor != run_actor or len(run) >= _RUN_MAX):
+            replay.apply_run(run, run_actor)
+            run = []
+        run.append((event_seq, update))
+        run_actor = actor
+    if run:
+        replay.apply_run(run, run_actor)
     return replay, start
 
 

@@ -180,7 +180,7 @@ def document_attribution(*, document_id: uuid.UUID, at_seq: int | None = None) -
     seq = checked_seq(document_id, at_seq)
     result: Attribution = full_replays.run(
         ("attribution", uuid.UUID(str(document_id)), seq),
-        lambda: replay_at(uuid.UUID(str(document_id)), seq)[0].attribution(),
+        lambda: replay_at(uuid.UUID(str(document_id)), seq, by_author=True)[0].attribution(),
     )
     names = _usernames(result.counts)
     runs: list[tuple[str | None, str]] = []

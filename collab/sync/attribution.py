@@ -19,7 +19,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, pairwise
+from itertools import accumulate, groupby, pairwise
 from typing import Any, Literal, NamedTuple
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
@@ -317,24 +317,32 @@ class Replay:
         element.children = [self._mirror(child, seq, depth + 1) for child in live.children]
         return element
 
-    def pieces(self) -> list[_Piece]:
-        """The document's text as pieces, linearised like `collab.sync.html.document_text`."""
+    def pieces(self, *, plain: bool = False) -> list[_Piece]:
+        """The document's text as pieces, linearised like `collab.sync.html.document_text`.
+
+        `plain`: characters as bare (key, text, seq) tuples, not _Piece (indexable alike;
+        building a _Piece per character was most of an attribution's time).
+        """
         blocks: list[tuple[int, list[_Piece]]] = []
         for child in self.tree.children:
-            self._collect(child, blocks, 0)
+            self._collect(child, blocks, 0, plain)
         return _join(blocks, "\n\n")
 
     def _collect(
-        self, node: _Element | _Text, blocks: list[tuple[int, list[_Piece]]], depth: int
+        self,
+        node: _Element | _Text,
+        blocks: list[tuple[int, list[_Piece]]],
+        depth: int,
+        plain: bool = False,
     ) -> None:
         """Append (block id, pieces) for each leaf block under `node`, as `_collect_blocks`."""
         if isinstance(node, _Text):
-            blocks.append((_first_id(node), self._plain(node)))
+            blocks.append((_first_id(node), self._plain(node, plain)))
             return
         if node.tag in _CONTAINERS and depth < MAX_DEPTH:
             items: list[tuple[int, list[_Piece]]] = []
             for child in node.children:
-                self._collect(child, items, depth + 1)
+                self._collect(child, items, depth + 1, plain)
             if node.tag in _LISTS:
                 blocks.append((node.id, _join(items, "\n")))
             else:
@@ -342,16 +350,22 @@ class Replay:
             return
         if node.tag == "horizontalRule":
             return
-        blocks.append((node.id, self._plain(node)))
+        blocks.append((node.id, self._plain(node, plain)))
 
-    def _plain(self, node: _Element | _Text) -> list[_Piece]:
+    def _plain(self, node: _Element | _Text, plain: bool = False) -> list[_Piece]:
         """All text under a node without structure; a hardBreak is a newline."""
-        out: list[_Piece] = []
+        out: list[Any] = []
         origin = self.origin
         stack: list[_Element | _Text] = [node]
         while stack:
             current = stack.pop()
-            if isinstance(current, _Text):
+            if isinstance(current, _Text) and plain:
+                out.extend(
+                    (key, char, origin[key])
+                    for key, char in zip(current.ids, current.chars, strict=True)
+                    if char is not None
+                )
+            elif isinstance(current, _Text):
                 out.extend(
                     _Piece(key, char, origin[key])
                     for key, char in zip(current.ids, current.chars, strict=True)
@@ -444,26 +458,22 @@ class Replay:
 
     def attribution(self) -> Attribution:
         """The document as it stands: text, runs by author, characters per author."""
-        pieces = self.pieces()
+        pieces = self.pieces(plain=True)
         runs: list[tuple[int | None, str]] = []
         counts: dict[int | None, int] = {}
-        current: int | None = None
-        chunk: list[str] = []
-        started = False
-        for piece in pieces:
-            author = None if piece.seq is None else self.actors.get(piece.seq)
-            if piece.seq is not None:
+        actors = self.actors
+        texts = [piece[1] for piece in pieces]
+        # A separator's seq is None: its author is None and it is not counted.
+        authors = [None if piece[2] is None else actors.get(piece[2]) for piece in pieces]
+        start = 0
+        for author, group in groupby(authors):
+            length = sum(1 for _ in group)
+            runs.append((author, "".join(texts[start : start + length])))
+            start += length
+        for author, seq in zip(authors, (piece[2] for piece in pieces), strict=True):
+            if seq is not None:
                 counts[author] = counts.get(author, 0) + 1
-            if started and author != current:
-                runs.append((current, "".join(chunk)))
-                chunk = []
-            current, started = author, True
-            chunk.append(piece.text)
-        if chunk:
-            runs.append((current, "".join(chunk)))
-        return Attribution(
-            seq=self.seq, text="".join(p.text for p in pieces), runs=runs, counts=counts
-        )
+        return Attribution(seq=self.seq, text="".join(texts), runs=runs, counts=counts)
 
 
 def _preorder_ids(node: _Element | _Text, out: list[int]) -> None:

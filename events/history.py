@@ -219,10 +219,16 @@ def document_diff(*, document_id: uuid.UUID, from_seq: int, to_seq: int) -> list
 
 
 def _diff(document_id: uuid.UUID, start: int, end: int) -> list[Change]:
-    """`document_diff` computed (see there)."""
-    before, checkpoint = replay_at(document_id, start)
-    if end - checkpoint <= 2 * settings.PALIMPSEST_AUTHOR_CHECKPOINT_EVENTS:
+    """`document_diff` computed (see there).
+
+    Near seqs: one replay to `start`, each author's run of events at once (only what changes
+    after `start` is dated), then event by event to `end`. Far ones: both documents from
+    their own checkpoints, event by event, so that ids match (`diff_from_pieces`).
+    """
+    if end - start <= settings.PALIMPSEST_AUTHOR_CHECKPOINT_EVENTS:
+        before, _ = replay_at(document_id, start, by_author=True)
         return diff_onward(before, actor_events(document_id, start, end))
+    before, _ = replay_at(document_id, start)
     after, later = replay_at(document_id, end)
     if later <= start:  # no checkpoint between: `after` replayed the very same events
         return diff_onward(before, actor_events(document_id, start, end))

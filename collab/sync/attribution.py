@@ -101,7 +101,7 @@ class CheckpointMismatch(ValueError):
 
 
 _CHECKPOINT_TAG = b"PAUTH1"
-_CHECKPOINT_HEADER = struct.Struct(">6sQQQ")
+_CHECKPOINT_HEADER = struct.Struct(">6sQQQQ")
 
 
 class Replay:
@@ -397,17 +397,14 @@ class Replay:
         gone_ids = [key for key, _ in gone]
         gone_seqs = [seq for _, seq in gone]
         gone_actors = [_opt(self.actors.get(seq)) for seq in gone_seqs]
-        header = _CHECKPOINT_HEADER.pack(_CHECKPOINT_TAG, len(self.origin), len(ids), len(gone))
-        columns = [
-            _deltas(ids),
-            _deltas(origins),
-            actors,
-            _deltas(gone_ids),
-            gone_seqs,
-            gone_actors,
-        ]
-        body = header + b"".join(struct.pack(f">{len(c)}q", *c) for c in columns)
-        return zlib.compress(body, 9)
+        gone_part = zlib.compress(_columns(_deltas(gone_ids), gone_seqs, gone_actors), 9)
+        chars_part = zlib.compress(_columns(_deltas(ids), _deltas(origins), actors), 9)
+        header = _CHECKPOINT_HEADER.pack(
+            _CHECKPOINT_TAG, len(self.origin), len(ids), len(gone), len(gone_part)
+        )
+        # Deletions first, compressed apart: a diff reads only them from the checkpoints
+        # between its two seqs.
+        return header + gone_part + chars_part
 
     @classmethod
     def restore(cls, doc: Doc[Any], seq: int, blob: bytes) -> Replay:
@@ -496,6 +493,11 @@ def _deltas(values: list[int]) -> list[int]:
     return [b - a for a, b in pairwise([0, *values])]
 
 
+def _columns(*columns: list[int]) -> bytes:
+    """Equal-length integer columns, one after another, as signed 64-bit big-endian."""
+    return b"".join(struct.pack(f">{len(c)}q", *c) for c in columns)
+
+
 def _undeltas(values: Iterable[int]) -> list[int]:
     """The running sums of `values` (undoes `_deltas`)."""
     return list(accumulate(values))
@@ -509,16 +511,18 @@ def _decode_checkpoint(
 ) -> tuple[int, list[int], list[int], list[int | None], Deletions]:
     """next id, ids, origins, actors and (id, seq, actor) deletions of a checkpoint blob."""
     try:
-        body = zlib.decompress(blob)
-        tag, next_id, count, gone = _CHECKPOINT_HEADER.unpack_from(body)
+        tag, next_id, count, gone, gone_size = _CHECKPOINT_HEADER.unpack_from(blob)
         if tag != _CHECKPOINT_TAG:
             raise CheckpointMismatch("not an authorship checkpoint")
         at = _CHECKPOINT_HEADER.size
-        columns: list[tuple[int, ...]] = []
-        for length in (count, count, count, gone, gone, gone):
-            skip = deletions_only and len(columns) < 3
-            columns.append(() if skip else struct.unpack_from(f">{length}q", body, at))
-            at += 8 * length
+        gone_part = zlib.decompress(blob[at : at + gone_size])
+        columns: list[tuple[int, ...]] = [(), (), ()]
+        if not deletions_only:
+            chars_part = zlib.decompress(blob[at + gone_size :])
+            columns = [
+                struct.unpack_from(f">{count}q", chars_part, 8 * count * i) for i in range(3)
+            ]
+        columns += [struct.unpack_from(f">{gone}q", gone_part, 8 * gone * i) for i in range(3)]
     except (zlib.error, struct.error) as exc:
         raise CheckpointMismatch(f"the checkpoint does not decode: {exc}") from exc
     ids, origins = _undeltas(columns[0]), _undeltas(columns[1])
@@ -603,41 +607,45 @@ def diff_from_pieces(before: Replay, after: Replay, deletions: Deletions) -> lis
     for key, seq, actor in deletions:
         after.deleted.setdefault(key, seq)
         after.actors.setdefault(seq, actor)
-    return _merge(before.pieces(), after.pieces(), after)
+    return _merge(before.pieces(plain=True), after.pieces(plain=True), after)
 
 
 def diff_onward(state: Replay, events: Iterable[Event]) -> list[Change]:
-    """What `events` (applied to `state`, in order) changed in its document, by author."""
-    before = state.pieces()
+    """What `events` (applied to `state`, in order, one by one) changed in its document.
+
+    `state` may have been built with `apply_run`: only the characters these events insert
+    or delete are dated, and those exactly.
+    """
+    before = state.pieces(plain=True)
     for seq, actor, update in events:
         state.apply(seq, actor, update)
-    return _merge(before, state.pieces(), state)
+    return _merge(before, state.pieces(plain=True), state)
 
 
 def _merge(before: list[_Piece], after: list[_Piece], state: Replay) -> list[Change]:
     """Both texts woven in document order: deleted, inserted and kept pieces, runs merged."""
     # Yjs never moves an item, so pieces present in both appear in the same order in both.
-    old = {p.key for p in before}
-    new = {p.key for p in after}
+    old = {p[0] for p in before}
+    new = {p[0] for p in after}
     woven: list[tuple[Op, _Piece]] = []
     i = j = 0
     while i < len(before) or j < len(after):
-        if i < len(before) and before[i].key not in new:
+        if i < len(before) and before[i][0] not in new:
             woven.append(("delete", before[i]))
             i += 1
-        elif j < len(after) and after[j].key not in old:
+        elif j < len(after) and after[j][0] not in old:
             woven.append(("insert", after[j]))
             j += 1
-        elif i < len(before) and j < len(after) and before[i].key == after[j].key:
+        elif i < len(before) and j < len(after) and before[i][0] == after[j][0]:
             woven.append(("equal", after[j]))
             i += 1
             j += 1
         elif i < len(before):
             # Not expected (see above); show it as a replacement rather than fail.
-            new.discard(before[i].key)
-            old.discard(before[i].key)
+            new.discard(before[i][0])
+            old.discard(before[i][0])
         else:
-            old.discard(after[j].key)
+            old.discard(after[j][0])
     return _runs(woven, state)
 
 
@@ -654,7 +662,7 @@ def _runs(woven: list[tuple[Op, _Piece]], state: Replay) -> list[Change]:
             if run is not None:
                 out.append(_change(run, texts, seqs))
             run, texts, seqs = (op, author), [], []
-        texts.append(piece.text)
+        texts.append(piece[1])
         if seq is not None:
             seqs.append(seq)
     if run is not None:
@@ -672,10 +680,11 @@ def _change_seq(op: Op, piece: _Piece, state: Replay) -> int | None:
     """The event that made a piece's change: its inserter or deleter; None if unchanged."""
     if op == "equal":
         return None
-    if piece.between is None:
-        return piece.seq if op == "insert" else state.deleted.get(piece.key)
+    between = piece[3] if len(piece) > 3 else None  # bare (key, text, seq) characters
+    if between is None:
+        return piece[2] if op == "insert" else state.deleted.get(piece[0])
     # A separator appears with the newer of its two blocks and goes with either of them.
-    ids = [block for block in piece.between if block >= 0]
+    ids = [block for block in between if block >= 0]
     if op == "insert":
         return max((state.origin[block] for block in ids), default=None)
     return next((state.deleted[block] for block in reversed(ids) if block in state.deleted), None)

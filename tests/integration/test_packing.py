@@ -107,16 +107,22 @@ def test_packed_log_and_checkpoints_read_exactly_as_rows_and_full_replays(
     after = _reads(document, head)
     for name, value in before.items():
         assert after[name] == value, name
-    # And both agree with a replay of the whole log, character for character.
-    for seq in (1, 17, 33, head):
+    # And both agree with a replay of the whole log from its first event, one event at a
+    # time: the same text, runs and authors, and each diff run's author and seqs.
+    names = {u.pk: u.username for u in users.values()}
+    for seq in range(head + 1):
         expected = attribute(events, seq)
-        assert after["attribution"][seq].text == expected.text
-    for seq in (0, 9, 26, head - 1):
-        expected_diff = authored_diff(events, seq, head)
-        got = after["diff"][seq]
-        assert [(c.op, c.text, c.seq) for c in got] == [
-            (c.op, c.text, c.seq) for c in expected_diff
-        ]
+        got = after["attribution"][seq]
+        assert got.text == expected.text
+        assert got.runs == [(names.get(a) if a else None, t) for a, t in expected.runs]
+        for to_seq, diff in (
+            (head, after["diff"][seq]),
+            (min(head, seq + 3), after["short diffs"][seq]),
+        ):
+            exact = authored_diff(events, seq, to_seq)
+            assert [(c.op, c.text, c.author, c.seq) for c in diff] == [
+                (c.op, c.text, names.get(c.author) if c.author else None, c.seq) for c in exact
+            ], (seq, to_seq)
     report = chain_verify(document_id=document.id)
     assert report.intact and report.events == head
 

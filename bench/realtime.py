@@ -285,7 +285,7 @@ class OursServer(Server):
             self.var_dir = None
 
 
-_EVENT_COUNT = "from events.models import Event; print(Event.objects.count())"
+_EVENT_COUNT = "from events.log import events_logged; print(events_logged())"
 
 
 def run_node(script: str, args: list[str], timeout: float) -> Result:

@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import NamedTuple
 
+from django.db.models import F, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+
 from events.models import Event, EventSegment
 from events.packing import SegmentCorrupt, unpack, unpack_updates
 
@@ -103,3 +106,23 @@ def _segments(
         .values_list("first_seq", "last_seq", "data", "last_hash")
         .iterator(chunk_size=_SEGMENT_CHUNK)
     )
+
+
+def events_logged(document_id: uuid.UUID | None = None) -> int:
+    """How many events the log holds (one document's, or all), each once, packed or not."""
+    segments = EventSegment.objects.all()
+    rows = Event.objects.all()
+    if document_id is not None:
+        segments = segments.filter(document_id=document_id)
+        rows = rows.filter(document_id=document_id)
+    packed = segments.aggregate(n=Sum(F("last_seq") - F("first_seq") + 1))["n"] or 0
+    # Rows a segment covers are still there during the packing grace: not counted twice.
+    packed_to = (
+        EventSegment.objects.filter(document_id=OuterRef("document_id"))
+        .order_by("-last_seq")
+        .values("last_seq")[:1]
+    )
+    unpacked = rows.annotate(packed_to=Coalesce(Subquery(packed_to), 0)).filter(
+        seq__gt=F("packed_to")
+    )
+    return int(packed) + unpacked.count()

@@ -13,9 +13,9 @@ from django.core.management import CommandError, call_command
 
 from collab.sync.attribution import attribute, authored_diff
 from events import history
-from events.compaction import document_compact
+from events.compaction import document_compact, log_pack
 from events.integrity import Break, chain_verify
-from events.log import read_updates
+from events.log import events_logged, read_updates
 from events.models import AuthorCheckpoint, Event, EventSegment, Snapshot
 from events.packing import pack, unpack
 from events.replays import full_replays
@@ -184,7 +184,10 @@ def test_rows_stay_until_the_segment_is_older_than_the_grace(small_pieces: None)
     assert Event.objects.filter(document=document).count() == head
     # Both copies exist for a while: each event is read once, from its segment.
     assert [s for s, _ in read_updates(document.id)] == list(range(1, head + 1))
+    assert events_logged(document.id) == events_logged() == head
     assert chain_verify(document_id=document.id).intact
+    assert log_pack(document_id=document.id, grace_s=-1).rows_deleted == head // 4 * 4
+    assert events_logged(document.id) == head
 
 
 def test_compact_log_migrates_old_logs_with_the_chain_checked(small_pieces: None) -> None:

@@ -179,15 +179,14 @@ class LiveServer:
         return doc_id
 
     def event_count(self, doc_id: str) -> int:
-        """Rows in this document's event log."""
+        """Events in this document's log (packed or not)."""
         return int(
             self.manage(
                 "shell",
                 "-v",
                 "0",
                 "-c",
-                "from events.models import Event; "
-                f"print(Event.objects.filter(document_id='{doc_id}').count())",
+                f"from events.log import events_logged; print(events_logged('{doc_id}'))",
             )
         )
 

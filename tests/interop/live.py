@@ -35,12 +35,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive TCP ports nobody listens on right now.
+
+    A stack with several web processes listens on its port and the ones after it; a port
+    that was free alone measured taken at +1 (a drill's own PostgreSQL or Redis).
+    """
+    for _ in range(100):
+        first = free_port()
+        if all(_bindable(first + i) for i in range(1, count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports found in 100 tries")
+
+
+def _bindable(port: int) -> bool:
+    """Whether nobody listens on 127.0.0.1:`port` right now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 class LiveServer:
     """One `daphne collab.asgi:application` process on its own port and data directory."""
 
-    def __init__(self, var_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, var_dir: Path, env: dict[str, str] | None = None, ports: int = 1) -> None:
         self.var_dir = var_dir
-        self.port = free_port()
+        self.port = free_ports(ports)
         self.env = {
             **os.environ,
             "PALIMPSEST_VAR_DIR": str(var_dir),
@@ -334,7 +357,8 @@ class LiveStack(LiveServer):
     def __init__(
         self, var_dir: Path, env: dict[str, str], concurrency: int = 1, web: int = 1
     ) -> None:
-        super().__init__(var_dir, env)
+        # Several web processes listen on the ports after the stack's (collab.stack).
+        super().__init__(var_dir, env, ports=1 if web == 1 else web + 1)
         self.concurrency = concurrency
         self.web = web
         self.log = var_dir / "stack.log"

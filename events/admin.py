@@ -17,7 +17,7 @@ from collab.models import Document, Membership
 from collab.permissions import NotAllowed, NotFound
 from collab.sync.colors import author_color
 from events import history, restore
-from events.models import Event, Snapshot
+from events.models import Event, EventSegment, Snapshot
 from events.replays import Busy
 from events.selectors import document_head
 from tasks.services import export_request
@@ -63,7 +63,8 @@ class DocumentAdmin(admin.ModelAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    """Events."""
+    """Events still in rows; packed ones are under "Event segments", and a document's Edit
+    history page shows every event either way (it reads through events.log)."""
 
     list_display = ("document", "seq", "kind", "actor", "created_at", "chain_hash")
     list_filter = ("kind",)
@@ -82,6 +83,25 @@ class SnapshotAdmin(ReadOnlyAdmin):
 
     list_display = ("document", "upto_seq", "events_folded", "duration_ms", "created_at")
     exclude = ("state", "pending")
+
+
+@admin.register(EventSegment)
+class EventSegmentAdmin(ReadOnlyAdmin):
+    """Packed segments: a run of one document's cold events each (events/packing.py)."""
+
+    list_display = ("document", "first_seq", "last_seq", "stored_bytes", "root", "created_at")
+    exclude = ("data", "last_hash")
+    readonly_fields = ("stored_bytes", "root")
+
+    @admin.display(description="bytes")
+    def stored_bytes(self, segment: EventSegment) -> int:
+        """The packed blob's size."""
+        return len(segment.data)
+
+    @admin.display(description="root hash")
+    def root(self, segment: EventSegment) -> str:
+        """The chain hash of the segment's last event, in hex (`verify_log` checks it)."""
+        return bytes(segment.last_hash).hex()
 
 
 # -- a document's edit history (linked from the document's admin page) ---------------------

@@ -24,7 +24,7 @@ from collab.sync.compaction import decode_pending, encode_pending, fold
 from events.authorship import author_checkpoints_fill
 from events.log import read_log
 from events.models import Event, EventSegment, Snapshot
-from events.packing import HASH_PREFIX, PackedEvent, pack, unpack
+from events.packing import HASH_PREFIX, PackedEvent, SegmentCorrupt, pack, unpack
 from events.selectors import document_head, events_after, snapshot_content
 
 # zlib level for snapshot states: 6 is within 2% of 9 on Yjs states and several times faster.
@@ -196,7 +196,7 @@ def log_pack(*, document_id: uuid.UUID, grace_s: float | None = None) -> Packed:
             break
         data = pack(events)
         if unpack(data, packed_to + 1) != [e._replace(hash=e.hash[:HASH_PREFIX]) for e in events]:
-            raise AssertionError(f"segment from seq {packed_to + 1} does not read back the same")
+            raise SegmentCorrupt(f"segment from seq {packed_to + 1} does not read back the same")
         try:
             with transaction.atomic():
                 EventSegment.objects.create(

@@ -2,7 +2,7 @@
 verification and the admin read the log through.
 
 Cold events live in packed segments (events/packing.py), the rest in rows. The packer writes
-a segment and deletes its rows later (`events.services.log_pack`), so a reader may find both
+a segment and deletes its rows later (`events.compaction.log_pack`), so a reader may find both
 for a while: it takes the segment and only the rows after it, never an event twice.
 """
 

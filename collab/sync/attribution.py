@@ -19,7 +19,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, groupby, pairwise
+from itertools import accumulate, groupby, islice, pairwise
 from typing import Any, Literal, NamedTuple
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
@@ -89,6 +89,13 @@ class _Element:
     id: int
     tag: str | None
     children: list[_Element | _Text] = field(default_factory=list)
+
+
+def _wide(chars: list[str | None], value: Any) -> int:
+    """How many of `chars` (from one delta or diff value) are not 1 offset unit wide."""
+    if isinstance(value, str) and value.isascii():  # the common case, checked in C
+        return 0
+    return sum(_width(c) != 1 for c in chars)
 
 
 def _width(char: str | None) -> int:
@@ -270,7 +277,7 @@ class Replay:
                 chars: list[str | None] = list(value) if isinstance(value, str) else [None]
                 node.ids[index:index] = [self._new_id(seq) for _ in chars]
                 node.chars[index:index] = chars
-                node.wide += sum(_width(c) != 1 for c in chars)
+                node.wide += _wide(chars, value)
                 index += len(chars)
 
     @staticmethod
@@ -308,7 +315,7 @@ class Replay:
             for value, _ in live.diff():
                 chars: list[str | None] = list(value) if isinstance(value, str) else [None]
                 text.chars.extend(chars)
-                text.wide += sum(_width(c) != 1 for c in chars)
+                text.wide += _wide(chars, value)
             text.ids = [self._new_id(seq) for _ in text.chars]
             return text
         element = _Element(
@@ -359,7 +366,17 @@ class Replay:
         stack: list[_Element | _Text] = [node]
         while stack:
             current = stack.pop()
-            if isinstance(current, _Text) and plain:
+            if isinstance(current, _Text) and plain and None not in current.chars:
+                # No embeds: the tuples are built in C.
+                out.extend(
+                    zip(
+                        current.ids,
+                        current.chars,
+                        map(origin.__getitem__, current.ids),
+                        strict=True,
+                    )
+                )
+            elif isinstance(current, _Text) and plain:
                 out.extend(
                     (key, char, origin[key])
                     for key, char in zip(current.ids, current.chars, strict=True)
@@ -444,8 +461,10 @@ class Replay:
                 for value, _ in live.diff():
                     chars: list[str | None] = list(value) if isinstance(value, str) else [None]
                     text.chars.extend(chars)
-                    text.wide += sum(_width(c) != 1 for c in chars)
-                text.ids = [next(keys) for _ in text.chars]
+                    text.wide += _wide(chars, value)
+                text.ids = list(islice(keys, len(text.chars)))
+                if len(text.ids) < len(text.chars):
+                    raise StopIteration
                 return text
             element = _Element(live, next(keys), live.tag if isinstance(live, XmlElement) else None)
         except StopIteration:
@@ -624,6 +643,39 @@ def diff_onward(state: Replay, events: Iterable[Event]) -> list[Change]:
 
 def _merge(before: list[_Piece], after: list[_Piece], state: Replay) -> list[Change]:
     """Both texts woven in document order: deleted, inserted and kept pieces, runs merged."""
+    # What both share at the start and the end is kept text: one run each, found without
+    # weaving (the diff of one edit in a long document is almost all of it).
+    head = _shared(zip(before, after, strict=False))
+    rest = min(len(before), len(after)) - head
+    tail = _shared(zip(reversed(before), reversed(after), strict=False), rest)
+    changes = _runs(
+        _weave(before[head : len(before) - tail], after[head : len(after) - tail]), state
+    )
+    kept = "".join(piece[1] for piece in after[:head])
+    if kept and changes and changes[0].op == "equal":
+        changes[0] = changes[0]._replace(text=kept + changes[0].text)
+    elif kept:
+        changes.insert(0, Change("equal", kept, None, None, None))
+    kept = "".join(piece[1] for piece in after[len(after) - tail :])
+    if kept and changes and changes[-1].op == "equal":
+        changes[-1] = changes[-1]._replace(text=changes[-1].text + kept)
+    elif kept:
+        changes.append(Change("equal", kept, None, None, None))
+    return changes
+
+
+def _shared(pairs: Iterable[tuple[_Piece, _Piece]], limit: int | None = None) -> int:
+    """How many leading pairs hold the same piece key (at most `limit`)."""
+    count = 0
+    for a, b in pairs:
+        if a[0] != b[0] or count == limit:
+            break
+        count += 1
+    return count
+
+
+def _weave(before: list[_Piece], after: list[_Piece]) -> list[tuple[Op, _Piece]]:
+    """Deleted, inserted and kept pieces in document order."""
     # Yjs never moves an item, so pieces present in both appear in the same order in both.
     old = {p[0] for p in before}
     new = {p[0] for p in after}
@@ -646,7 +698,7 @@ def _merge(before: list[_Piece], after: list[_Piece], state: Replay) -> list[Cha
             old.discard(before[i][0])
         else:
             old.discard(after[j][0])
-    return _runs(woven, state)
+    return woven
 
 
 def _runs(woven: list[tuple[Op, _Piece]], state: Replay) -> list[Change]:

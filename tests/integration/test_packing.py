@@ -9,7 +9,9 @@ import zlib
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from collab.sync.attribution import attribute, authored_diff
 from events import history
@@ -221,3 +223,25 @@ def test_compact_log_migrates_old_logs_with_the_chain_checked(small_pieces: None
         call_command("compact_log", str(other.id), stdout=(out := io.StringIO()))
     assert "not compacted, broken at seq 3" in out.getvalue()
     assert not EventSegment.objects.filter(document=other).exists()
+
+
+def test_the_admin_shows_packed_segments_and_the_history_of_a_packed_log(
+    small_pieces: None,
+) -> None:
+    users = _users()
+    document = _document(users)
+    head = _two_writers(document, users)
+    document_compact(document_id=document.id, grace_s=-1)
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser(username="ada", password="pw"))
+    listing = admin.get("/admin/events/eventsegment/")
+    root = bytes(EventSegment.objects.get(document=document, first_seq=1).last_hash).hex()
+    assert listing.status_code == 200 and root in listing.content.decode()
+    assert admin.post("/admin/events/eventsegment/add/").status_code == 403
+    page = admin.get(f"/admin/collab/document/{document.id}/edits/?seq=6")
+    assert page.status_code == 200 and b'data-testid="timeline"' in page.content
+    # A member who is not staff sees no admin at all.
+    member = Client()
+    member.force_login(users["olga"])
+    assert member.get("/admin/events/eventsegment/").status_code == 302
+    assert head > 8

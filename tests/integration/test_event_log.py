@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 
 from collab.models import Document
 from collab.services import document_create
+from events import storage
 from events.models import Event
 from events.services import NewEvent, event_append_batch
 from tests.ytest import sample_update
@@ -52,3 +54,22 @@ def test_a_batch_naming_an_unknown_document_stores_nothing() -> None:
     assert _seqs(document) == []
     # The connection is left outside any transaction and keeps working.
     assert event_append_batch(items=[_event(document.id)]) == [1]
+
+
+def test_the_sqlite_wal_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's WAL; the PostgreSQL pass has no such file")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_size_limit")
+        assert cursor.fetchone()[0] == 64 * 1024 * 1024  # a reset WAL is cut to 64 MiB
+    owner = get_user_model().objects.create_user(username="owner")
+    document = document_create(owner=owner, title="a")
+    # Readers kept the WAL from restarting until it passed the threshold: truncated.
+    monkeypatch.setattr(storage, "_WAL_TRUNCATE_FRAMES", 10)
+    for _ in range(30):
+        event_append_batch(items=[_event(document.id) for _ in range(50)])
+    wal = Path(str(connection.settings_dict["NAME"]) + "-wal")
+    assert wal.stat().st_size > 10 * 4096
+    assert storage.checkpoint() > 10
+    assert wal.stat().st_size == 0
+    assert len(_seqs(document)) == 1500

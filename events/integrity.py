@@ -21,7 +21,7 @@ from django.db.models import Max
 from collab.models import Document
 from events.chain import GENESIS, chain_link, document_field, time_field
 from events.log import read_log
-from events.models import Snapshot
+from events.models import Event, EventSegment, Snapshot
 from events.packing import SegmentCorrupt
 
 
@@ -168,3 +168,53 @@ def chains_verify(*, document_ids: Sequence[uuid.UUID] | None = None) -> Iterato
             raise Document.DoesNotExist(f"no such document: {', '.join(unknown)}")
     for document_id in ids:
         yield chain_verify(document_id=document_id)
+
+
+class ChainBroken(ValueError):
+    """The stored chain does not check out on the way to the asked seq."""
+
+
+def chain_hash_at(*, document_id: uuid.UUID, seq: int) -> bytes:
+    """The full chain hash of event `seq`, whether its row or its packed segment holds it.
+
+    A row stores it; a packed event stores only its first bytes, so it is recomputed from the
+    segment's start (the chain hash before it: the previous segment's root, or the genesis),
+    each link checked against what is stored. ChainBroken if one does not match; LookupError
+    if the log has no such seq.
+    """
+    row = Event.objects.filter(document_id=document_id, seq=seq).values_list("hash", flat=True)
+    segment = (
+        EventSegment.objects.filter(document_id=document_id, first_seq__lte=seq, last_seq__gte=seq)
+        .values_list("first_seq", flat=True)
+        .first()
+    )
+    if segment is None:
+        stored = row.first()
+        if stored is None:
+            raise LookupError(f"the log has no seq {seq}")
+        return bytes(stored)
+    prev = GENESIS
+    if segment > 1:
+        before = (
+            EventSegment.objects.filter(document_id=document_id, last_seq=segment - 1)
+            .values_list("last_hash", flat=True)
+            .first()
+        )
+        if before is None:
+            raise ChainBroken(f"no segment ends at seq {segment - 1}, before seq {seq}'s")
+        prev = bytes(before)
+    document = document_field(document_id)
+    for event in read_log(document_id, after=segment - 1, upto=seq):
+        prev = chain_link(
+            prev,
+            document,
+            event.seq,
+            event.kind,
+            event.actor_id,
+            event.yjs_client_id,
+            time_field(event.created_at),
+            event.update,
+        )
+        if prev[: len(event.hash)] != event.hash or event.root not in (None, prev):
+            raise ChainBroken(f"hash mismatch at seq {event.seq}")
+    return prev

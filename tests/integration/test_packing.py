@@ -16,7 +16,7 @@ from django.test import Client
 from collab.sync.attribution import attribute, authored_diff
 from events import history
 from events.compaction import document_compact, log_pack
-from events.integrity import Break, chain_verify
+from events.integrity import Break, ChainBroken, chain_hash_at, chain_verify
 from events.log import events_logged, read_updates
 from events.models import AuthorCheckpoint, Event, EventSegment, Snapshot
 from events.packing import pack, unpack
@@ -95,6 +95,12 @@ def test_packed_log_and_checkpoints_read_exactly_as_rows_and_full_replays(
         .values_list("seq", "actor_id", "update")
     )
     events = [(seq, actor, bytes(update)) for seq, actor, update in rows]
+    hashes = [
+        bytes(h)
+        for h in Event.objects.filter(document=document)
+        .order_by("seq")
+        .values_list("hash", flat=True)
+    ]
     before = _reads(document, head)  # rows only, replays from the first event
 
     done = document_compact(document_id=document.id, grace_s=-1)
@@ -127,6 +133,10 @@ def test_packed_log_and_checkpoints_read_exactly_as_rows_and_full_replays(
             ], (seq, to_seq)
     report = chain_verify(document_id=document.id)
     assert report.intact and report.events == head
+    # The chain hash at every seq is still there to stamp (rows) or derive (packed).
+    assert [chain_hash_at(document_id=document.id, seq=s) for s in range(1, head + 1)] == hashes
+    with pytest.raises(LookupError):
+        chain_hash_at(document_id=document.id, seq=head + 1)
 
 
 def _segment_events(document: Any, first_seq: int) -> tuple[EventSegment, list[Any]]:
@@ -159,6 +169,9 @@ def test_a_change_inside_a_segment_is_named_by_its_seq(small_pieces: None) -> No
     swapped = [events[0], events[2]._replace(seq=10), events[1]._replace(seq=11), events[3]]
     EventSegment.objects.filter(pk=segment.pk).update(data=pack(swapped))
     assert chain_verify(document_id=document.id).broken_seq == 10
+
+    with pytest.raises(ChainBroken, match="seq 10"):
+        chain_hash_at(document_id=document.id, seq=12)
 
     # The root alone.
     EventSegment.objects.filter(pk=segment.pk).update(data=segment.data, last_hash=bytes(32))

@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce
 from collab.models import Document
 from collab.sync.compaction import replay_updates
 from events.log import read_updates
-from events.models import Snapshot
+from events.models import AuthorCheckpoint, EventSegment, Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,36 @@ def documents_to_compact(*, min_tail: int) -> list[uuid.UUID]:
         "pk", "head_seq", "snap"
     )
     return [pk for pk, h, s in rows.iterator() if h - s >= min_tail]
+
+
+def documents_to_pack(*, author_every: int, segment: int) -> list[uuid.UUID]:
+    """Documents whose history compaction is due: `author_every` events past their newest
+    authorship checkpoint, or a whole `segment` of cold (snapshotted) events still in rows."""
+    author = (
+        AuthorCheckpoint.objects.filter(document_id=OuterRef("pk"))
+        .order_by("-upto_seq")
+        .values("upto_seq")[:1]
+    )
+    snap = (
+        Snapshot.objects.filter(document_id=OuterRef("pk"))
+        .order_by("-upto_seq")
+        .values("upto_seq")[:1]
+    )
+    packed = (
+        EventSegment.objects.filter(document_id=OuterRef("pk"))
+        .order_by("-last_seq")
+        .values("last_seq")[:1]
+    )
+    rows = Document.objects.annotate(
+        author=Coalesce(Subquery(author), 0),
+        snap=Coalesce(Subquery(snap), 0),
+        packed=Coalesce(Subquery(packed), 0),
+    ).values_list("pk", "head_seq", "author", "snap", "packed")
+    return [
+        pk
+        for pk, head, author_seq, snap_seq, packed_seq in rows.iterator()
+        if head - author_seq >= author_every or snap_seq - packed_seq >= segment
+    ]
 
 
 def events_after(

@@ -14,8 +14,8 @@ from django.db import InterfaceError, OperationalError
 
 from collab.selectors import documents_with_stale_presence
 from collab.services import presence_purge_stale
-from events.compaction import document_compact
-from events.selectors import documents_to_compact
+from events.compaction import document_compact, history_compact
+from events.selectors import documents_to_compact, documents_to_pack
 from tasks import services
 from tasks.render.errors import RenderError, RendererStopped
 
@@ -91,18 +91,32 @@ def export_store(self: Task, staged: str | None, export_id: str) -> None:
 
 @shared_task(**_RETRY)
 def compact_document(document_id: str) -> dict[str, Any] | None:
-    """Compact a document: snapshots, authorship checkpoints, packing (events.compaction)."""
-    result = document_compact(document_id=uuid.UUID(document_id))
+    """Snapshot a document's log tail (events.compaction); the history part is the sweep's."""
+    result = document_compact(document_id=uuid.UUID(document_id), history=False)
     done = result.snapshot
     return None if done is None else {"upto_seq": done.upto_seq, "events": done.events_folded}
 
 
 @shared_task(**_RETRY)
+def compact_history(document_id: str) -> dict[str, int]:
+    """Authorship checkpoints and packing for a document (events.compaction)."""
+    authors, packed = history_compact(document_id=uuid.UUID(document_id))
+    return {"author_checkpoints": authors, "segments": packed.segments}
+
+
+@shared_task(**_RETRY)
 def compaction_sweep() -> int:
-    """Beat: compact every document whose tail passed the threshold, in parallel."""
+    """Beat: compact every document whose tail passed the threshold, then the history of
+    every document whose checkpoints or packing are due, in parallel."""
     ids = documents_to_compact(min_tail=max(1, settings.PALIMPSEST_COMPACT_TAIL_EVENTS))
     if ids:
         group(compact_document.s(str(d)) for d in ids).apply_async()
+    due = documents_to_pack(
+        author_every=settings.PALIMPSEST_AUTHOR_CHECKPOINT_EVENTS,
+        segment=settings.PALIMPSEST_SEGMENT_EVENTS,
+    )
+    if due:
+        group(compact_history.s(str(d)) for d in due).apply_async()
     return len(ids)
 
 

@@ -15,12 +15,13 @@ from django.test import Client
 
 from collab.sync.attribution import attribute, authored_diff
 from events import history
-from events.compaction import document_compact, log_pack
+from events.compaction import document_compact, history_compact, log_pack
 from events.integrity import Break, ChainBroken, chain_hash_at, chain_verify
 from events.log import events_logged, read_updates
 from events.models import AuthorCheckpoint, Event, EventSegment, Snapshot
 from events.packing import pack, unpack
 from events.replays import full_replays
+from events.selectors import documents_to_pack
 from tests.integration.test_history import Writer, _append, _document, _users
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -258,3 +259,21 @@ def test_the_admin_shows_packed_segments_and_the_history_of_a_packed_log(
     member.force_login(users["olga"])
     assert member.get("/admin/events/eventsegment/").status_code == 302
     assert head > 8
+
+
+def test_history_compaction_is_due_by_checkpoints_or_cold_rows(small_pieces: None) -> None:
+    users = _users()
+    document = _document(users)
+    quiet = _document(users)
+    head = _two_writers(document, users)
+    due = documents_to_pack(author_every=5, segment=4)
+    assert due == [document.id]
+    # What rooms ask for writes snapshots only; the sweep's history part does the rest.
+    done = document_compact(document_id=document.id, history=False)
+    assert done.author_checkpoints == 0 and done.packed.segments == 0
+    assert not EventSegment.objects.exists() and not AuthorCheckpoint.objects.exists()
+    assert documents_to_pack(author_every=5, segment=4) == [document.id]
+    authors, packed = history_compact(document_id=document.id, grace_s=-1)
+    assert authors >= head // 5 - 1 and packed.segments == head // 4
+    assert documents_to_pack(author_every=5, segment=4) == []
+    assert quiet.id not in due

@@ -13,7 +13,7 @@ BUNDLE  := $(FRONTEND)/static/frontend/editor.js
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/palimpsest
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup frontend run stack worker beat bench-background test test-unit test-integration test-interop test-browser test-js lint bench clean
+.PHONY: bench-history setup frontend run stack worker beat bench-background test test-unit test-integration test-interop test-browser test-js lint bench clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -88,6 +88,10 @@ bench: setup
 	$(PY) bench/realtime.py
 	$(PY) bench/production.py
 	$(PY) bench/background.py
+
+# History at scale: bytes per edit and reads of the past, SQLite and the local PostgreSQL.
+bench-history: setup
+	$(PY) bench/storage.py $(BENCH_ARGS)
 
 # Compaction and export only; BENCH_ARGS=--stack also exports through make stack's processes.
 bench-background: setup

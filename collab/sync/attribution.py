@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, groupby, islice, pairwise
+from itertools import accumulate, compress, count, groupby, islice, pairwise
+from operator import itemgetter, ne
 from typing import Any, Literal, NamedTuple
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
@@ -439,11 +441,13 @@ class Replay:
         replay._dirty = False
         replay._events = []
         replay._open(doc)
-        for key, origin, actor in zip(ids, origins, actors, strict=True):
-            if not 0 <= key < next_id:
-                raise CheckpointMismatch(f"id {key} is beyond the checkpoint's next id")
-            replay.origin[key] = origin
-            replay.actors[origin] = actor
+        if len(ids) != len(origins) or len(ids) != len(actors):
+            raise CheckpointMismatch("the checkpoint's columns differ in length")
+        if ids and not (min(ids) >= 0 and max(ids) < next_id):
+            raise CheckpointMismatch("an id is beyond the checkpoint's next id")
+        # Both loops in C (a checkpoint of a long document holds over 100k characters).
+        deque(map(replay.origin.__setitem__, ids, origins), maxlen=0)
+        replay.actors = dict(zip(origins, actors, strict=True))
         keys = iter(ids)
         tree = replay._remirror(replay.root, keys, 0)
         if not isinstance(tree, _Element):
@@ -645,18 +649,17 @@ def _merge(before: list[_Piece], after: list[_Piece], state: Replay) -> list[Cha
     """Both texts woven in document order: deleted, inserted and kept pieces, runs merged."""
     # What both share at the start and the end is kept text: one run each, found without
     # weaving (the diff of one edit in a long document is almost all of it).
-    head = _shared(zip(before, after, strict=False))
-    rest = min(len(before), len(after)) - head
-    tail = _shared(zip(reversed(before), reversed(after), strict=False), rest)
+    head = _shared(before, after)
+    tail = _shared(before[head:], after[head:], reverse=True)
     changes = _runs(
         _weave(before[head : len(before) - tail], after[head : len(after) - tail]), state
     )
-    kept = "".join(piece[1] for piece in after[:head])
+    kept = "".join(map(itemgetter(1), after[:head]))
     if kept and changes and changes[0].op == "equal":
         changes[0] = changes[0]._replace(text=kept + changes[0].text)
     elif kept:
         changes.insert(0, Change("equal", kept, None, None, None))
-    kept = "".join(piece[1] for piece in after[len(after) - tail :])
+    kept = "".join(map(itemgetter(1), after[len(after) - tail :]))
     if kept and changes and changes[-1].op == "equal":
         changes[-1] = changes[-1]._replace(text=changes[-1].text + kept)
     elif kept:
@@ -664,14 +667,12 @@ def _merge(before: list[_Piece], after: list[_Piece], state: Replay) -> list[Cha
     return changes
 
 
-def _shared(pairs: Iterable[tuple[_Piece, _Piece]], limit: int | None = None) -> int:
-    """How many leading pairs hold the same piece key (at most `limit`)."""
-    count = 0
-    for a, b in pairs:
-        if a[0] != b[0] or count == limit:
-            break
-        count += 1
-    return count
+def _shared(before: list[_Piece], after: list[_Piece], *, reverse: bool = False) -> int:
+    """How many leading (or trailing) pieces both lists share (same key, text and seq)."""
+    # Compared in C and lazily, up to the first difference: the diff of one edit in a long
+    # document shares almost all of it.
+    pairs = (reversed(before), reversed(after)) if reverse else (before, after)
+    return next(compress(count(), map(ne, *pairs)), min(len(before), len(after)))
 
 
 def _weave(before: list[_Piece], after: list[_Piece]) -> list[tuple[Op, _Piece]]:

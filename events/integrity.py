@@ -174,6 +174,11 @@ class ChainBroken(ValueError):
     """The stored chain does not check out on the way to the asked seq."""
 
 
+def chain_hash_through(*, document_id: uuid.UUID, seq: int) -> bytes:
+    """The chain hash after event `seq`: `chain_hash_at`, or the genesis before any event."""
+    return GENESIS if seq == 0 else chain_hash_at(document_id=document_id, seq=seq)
+
+
 def chain_hash_at(*, document_id: uuid.UUID, seq: int) -> bytes:
     """The full chain hash of event `seq`, whether its row or its packed segment holds it.
 

@@ -2,8 +2,11 @@
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
-from django.http import FileResponse, Http404, HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
@@ -11,6 +14,16 @@ from collab.adminkit import ReadOnlyAdmin
 from collab.http import attachment
 from tasks import services
 from tasks.models import DeadLetter, Export, ExportStatus
+from tasks.verify import Outcome, export_verify
+
+# The largest upload the verify page reads (exports are capped well below this).
+VERIFY_MAX_BYTES = 64 * 1024 * 1024
+
+
+class VerifyForm(forms.Form):
+    """One exported PDF to check."""
+
+    file = forms.FileField(label="Exported PDF")
 
 
 @admin.register(Export)
@@ -23,6 +36,7 @@ class ExportAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     search_fields = ("id", "document__title", "requested_by__username")
     readonly_fields = ("error", "pdf")
+    change_list_template = "admin/tasks/export/change_list.html"
 
     @admin.display(description="PDF")
     def pdf(self, obj: Export) -> str:
@@ -41,8 +55,39 @@ class ExportAdmin(ReadOnlyAdmin):
                 self.admin_site.admin_view(self.download_view),
                 name="tasks_export_download",
             ),
+            path(
+                "verify/",
+                self.admin_site.admin_view(self.verify_view),
+                name="tasks_export_verify",
+            ),
             *super().get_urls(),
         ]
+
+    def verify_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload a PDF and see what `verify_export` says of it (staff who may view exports)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        verdict = None
+        form = VerifyForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            if upload.size > VERIFY_MAX_BYTES:
+                form.add_error("file", f"larger than {VERIFY_MAX_BYTES // 2**20} MB")
+            else:
+                verdict = export_verify(upload.read())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Verify an exported PDF",
+            "opts": self.model._meta,
+            "form": form,
+            "verdict": verdict,
+            "label": {Outcome.MATCHES: "Matches", Outcome.ALTERED: "Altered"}.get(
+                verdict.outcome, "Unknown"
+            )
+            if verdict
+            else "",
+        }
+        return TemplateResponse(request, "admin/tasks/export/verify.html", context, status=200)
 
     def download_view(self, request: HttpRequest, object_id: str) -> FileResponse:
         """The finished PDF, for staff who may view exports."""

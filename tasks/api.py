@@ -39,6 +39,8 @@ class ExportOut(Schema):
     error: str
     attempts: int
     size: int
+    # The file's SHA-256 (hex) once it is done: what `verify_export` checks a copy against.
+    sha256: str | None
     download_url: str | None
     created_at: str
     finished_at: str | None

@@ -50,6 +50,8 @@ class Export(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     file = models.FileField(storage=export_storage, blank=True)
     size = models.PositiveIntegerField(default=0)
+    # The finished file's SHA-256 (hex), recorded when it is stored: `verify_export` compares.
+    sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

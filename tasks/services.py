@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import threading
 import uuid
@@ -28,8 +29,9 @@ from collab.limits import (
 from collab.models import Document
 from collab.notify import publish
 from collab.permissions import Action, NotFound, check
-from collab.sync.html import document_html, document_text
+from collab.sync.html import Stamp, document_html, document_text
 from collab.sync.restore import content_doc
+from events.integrity import ChainBroken, chain_hash_through, chain_verify
 from events.selectors import document_head, document_replay
 from tasks.models import DeadLetter, Export, ExportStatus, export_storage
 
@@ -64,6 +66,7 @@ def export_public(export: Export) -> dict[str, Any]:
         "error": export.error,
         "attempts": export.attempts,
         "size": export.size,
+        "sha256": export.sha256 or None,
         "download_url": export_url(export) if done else None,
         "created_at": export.created_at.isoformat(),
         "finished_at": export.finished_at.isoformat() if export.finished_at else None,
@@ -254,12 +257,22 @@ def export_render_html(*, export_id: str, state: str | None) -> str | None:
             return None
         _progress(export, stage="laying out")
         title = export.document.title
+        document_id, at_seq = export.document_id, export.at_seq
     doc: Doc[Any] = Doc()
     doc.apply_update(base64.b64decode(state))
     size, limit = len(document_text(doc)), settings.PALIMPSEST_EXPORT_MAX_CHARS
     if size > limit:
         raise ExportFailed(f"the document has {size:,} characters; exports take at most {limit:,}")
-    return document_html(doc, title=title)
+    # A stamp vouches for the log up to its seq: a log that does not check out is not stamped.
+    report = chain_verify(document_id=document_id)
+    if report.broken_seq is not None and report.broken_seq <= at_seq:
+        raise ExportFailed(f"the edit log does not check out up to edit {at_seq}: {report.detail}")
+    try:
+        chain_hash = chain_hash_through(document_id=document_id, seq=at_seq)
+    except (ChainBroken, LookupError) as exc:
+        raise ExportFailed(f"the edit log does not check out up to edit {at_seq}: {exc}") from exc
+    stamp = Stamp(str(document_id), at_seq, chain_hash.hex(), str(export_id))
+    return document_html(doc, title=title, stamp=stamp)
 
 
 def export_render_pdf(*, export_id: str, html: str | None) -> str | None:
@@ -308,9 +321,12 @@ def export_store(*, export_id: str, staged: str | None) -> None:
         if storage.exists(final):
             storage.delete(final)
         with storage.open(staged, "rb") as source:
+            digest = hashlib.file_digest(source, "sha256").hexdigest()
+            source.seek(0)
             name = storage.save(final, source)
         export.file.name = name
         export.size = storage.size(name)
+        export.sha256 = digest
         export.status = ExportStatus.DONE
         export.progress = 100
         export.stage = "done"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
@@ -33,8 +33,11 @@ _MARKS = (("bold", "strong"), ("italic", "em"), ("underline", "u"), ("strike", "
 Node = XmlElement | XmlText | XmlFragment
 
 _STYLE = """
-@page { size: A4; margin: 22mm 20mm 24mm;
-  @bottom-center { content: counter(page) " / " counter(pages); font-size: 9pt; color: #666; } }
+@page { size: A4; margin: 22mm 20mm 28mm;
+  @bottom-left { content: element(stamp); width: 80%; }
+  @bottom-right { content: counter(page) " / " counter(pages); font-size: 9pt; color: #666; } }
+.stamp { position: running(stamp); font: 6.5pt "DejaVu Sans Mono", monospace; color: #666; }
+.stamp div { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 html { font-family: "DejaVu Serif", "Noto Serif", "Noto Serif CJK SC", "Noto Sans CJK SC",
   serif; font-size: 11pt; line-height: 1.45; color: #111; }
 h1, h2, h3, h4, h5, h6 { line-height: 1.2; margin: 1.1em 0 0.4em; page-break-after: avoid; }
@@ -48,12 +51,58 @@ hr { border: none; border-top: 1px solid #999; margin: 1em 0; }
 """
 
 
-def document_html(doc: Doc[Any], *, title: str) -> str:
+class Stamp(NamedTuple):
+    """What an export says it is: the document, the edit it shows and the log's chain hash there.
+
+    Printed in every page's footer and kept in the PDF's metadata (as `STAMP_FIELDS` name
+    them), so that a file can be checked against the log (tasks/verify.py).
+    """
+
+    document_id: str
+    seq: int
+    chain_hash: str  # hex
+    export_id: str
+
+
+# Stamp field -> the name of its <meta> tag, which WeasyPrint keeps as a PDF Info entry of
+# that name (it lowercases meta names, and keeps only letters and digits).
+STAMP_FIELDS = {
+    "document_id": "palimpsestdocument",
+    "seq": "palimpsestseq",
+    "chain_hash": "palimpsestchainhash",
+    "export_id": "palimpsestexport",
+}
+
+
+def document_html(doc: Doc[Any], *, title: str, stamp: Stamp | None = None) -> str:
     """A complete, self-contained HTML page of the document, ready to print."""
+    meta, footer = "", ""
+    if stamp is not None:
+        meta = (
+            "".join(
+                f'<meta name="{name}" content="{escape(str(getattr(stamp, field)))}">'
+                for field, name in STAMP_FIELDS.items()
+            )
+            + f'<meta name="description" content="{escape(_stamp_line(stamp))}">'
+        )
+        footer = (
+            f'<div class="stamp"><div>{escape(title)}</div>'
+            f"<div>document {escape(stamp.document_id)} · after edit {stamp.seq:,}</div>"
+            f"<div>chain sha256 {escape(stamp.chain_hash)}</div></div>"
+        )
     return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8">{meta}'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f'<body><h1 class="doc-title">{escape(title)}</h1>\n{fragment_html(doc)}</body></html>'
+        f'<body>{footer}<h1 class="doc-title">{escape(title)}</h1>\n{fragment_html(doc)}'
+        "</body></html>"
+    )
+
+
+def _stamp_line(stamp: Stamp) -> str:
+    """The stamp as one sentence (the PDF's subject)."""
+    return (
+        f"Palimpsest document {stamp.document_id} after edit {stamp.seq}, "
+        f"chain hash {stamp.chain_hash} (export {stamp.export_id})"
     )
 
 

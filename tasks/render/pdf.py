@@ -43,7 +43,10 @@ class DenyAllFetcher(URLFetcher):
 def html_to_pdf(html: str) -> bytes:
     """Render an HTML page to PDF bytes, fetching nothing."""
     try:
-        pdf = HTML(string=html, base_url=None, url_fetcher=DenyAllFetcher()).write_pdf()
+        pdf = HTML(string=html, base_url=None, url_fetcher=DenyAllFetcher()).write_pdf(
+            # The stamp's <meta> tags (collab.sync.html.Stamp) become PDF Info entries.
+            custom_metadata=True
+        )
     except Exception as exc:
         # A short reason only: the exception text may quote the document, and it gets logged.
         raise RenderError(

@@ -19,6 +19,7 @@ from collab.http import ErrorOut, caller, readable_document
 from collab.limits import LABEL_MAX
 from collab.text import PrintableStr
 from events import history
+from events.authors import document_authors
 from events.restore import document_restore, version_create
 from events.selectors import document_head
 
@@ -200,6 +201,28 @@ def show_content(
     content = history.document_content(document_id=document.id, at_seq=query.at)
     body = content.html if query.format == "html" else content.text
     return Status(200, {"seq": content.seq, "format": query.format, "content": body})
+
+
+class ClientAuthorSchema(Schema):
+    """A Yjs client id written under in the document, the account the server stamped on its
+    writes (null: the account was deleted) and that account's caret colour."""
+
+    client_id: int
+    author: str | None
+    color: str
+
+
+@router.get(
+    "/docs/{doc_id}/authors",
+    response={200: list[ClientAuthorSchema], 401: ErrorOut, 404: ErrorOut},
+)
+def list_authors(request: HttpRequest, doc_id: str) -> list[dict[str, Any]]:
+    """Who writes under each Yjs client id of the document (members only)."""
+    document, _ = readable_document(request, doc_id)
+    return [
+        {"client_id": a.client_id, "author": a.author, "color": a.color}
+        for a in document_authors(document_id=document.id)
+    ]
 
 
 @router.get(

@@ -121,3 +121,29 @@ class AuthorCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}@{self.upto_seq}"
+
+
+class ClientAuthor(models.Model):
+    """The account that first wrote under a Yjs client id in a document: it alone may again.
+
+    Claimed when a connection first sends items under the id (collab/realtime/consumer.py),
+    and by the server's own writes (a restore); filled from the log for logs written before.
+    """
+
+    document = models.ForeignKey(
+        "collab.Document", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    client_id = models.PositiveBigIntegerField()
+    # None: a server write with no account, or the account was deleted (the id stays taken).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "client_id"], name="client_author_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}: client {self.client_id}"

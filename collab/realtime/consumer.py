@@ -11,6 +11,7 @@ from channels.consumer import AsyncConsumer, get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from django.conf import settings
+from django.db import DatabaseError
 
 from collab.permissions import Action, role_may
 from collab.realtime import drain
@@ -19,6 +20,7 @@ from collab.realtime.auth import TOKEN_ID
 from collab.realtime.codes import (
     CLOSE_ACCESS_REMOVED,
     CLOSE_PROTOCOL_ERROR,
+    CLOSE_STORE_FAILED,
     CLOSE_TOO_BIG,
     CLOSE_TOO_MANY_CONNECTIONS,
     CLOSE_UNSUPPORTED_DATA,
@@ -36,6 +38,8 @@ from collab.sync.protocol import (
     parse_frame,
 )
 from collab.sync.replica import ReplicaTainted
+from collab.sync.writers import new_writers
+from events.authors import client_claim
 from events.services import NewEvent
 
 logger = logging.getLogger(__name__)
@@ -200,6 +204,19 @@ class DocumentConsumer(AsyncConsumer):
                 if kind is FrameKind.SYNC_UPDATE and frame.payload != EMPTY_UPDATE:
                     await self.send_frame(encode_permission_denied("viewers cannot edit"))
                 return
+            try:
+                foreign = await self._foreign_writer(room, frame.payload)
+            except DatabaseError as exc:
+                # Not taken: the client keeps the update and re-sends it when it reconnects.
+                logger.warning("client id claim failed: %r", exc, extra=log_ids(room.document_id))
+                await self.close_with(CLOSE_STORE_FAILED, "edit could not be stored; retrying")
+                return
+            if foreign is not None:
+                raise ProtocolError(f"client id {foreign} writes for another account")
+            if room.rebuilding is not None:  # began while a claim was asked for
+                await asyncio.shield(room.rebuilding)
+            if room.closed or self.closing:
+                return
             if room.replica.apply(frame.payload):
                 await current_hub().submit(
                     room,
@@ -221,6 +238,23 @@ class DocumentConsumer(AsyncConsumer):
             await self._awareness(room, frame.payload)
         elif kind is FrameKind.QUERY_AWARENESS and self.answers is not None:
             await self.answers.awareness()
+
+    async def _foreign_writer(self, room: Room, update: bytes) -> int | None:
+        """A client id `update` creates items under that another account owns, if any.
+
+        Ids this room knows to be the sender's cost a dict lookup; a new one is claimed for
+        the sender (or found owned) once, in the database, which every process shares.
+        """
+        writers, mine = room.writers, self.user_id
+        new = new_writers(update, lambda c: writers.get(c, -1) == mine, room.replica.doc.get_state)
+        for client_id in new:
+            if client_id not in writers:
+                writers[client_id] = await database_sync_to_async(client_claim)(
+                    document_id=room.document_id, client_id=client_id, actor_id=mine
+                )
+            if writers[client_id] != mine:
+                return client_id
+        return None
 
     async def _answer_step1(self, state_vector: bytes) -> None:
         """Send what a client with `state_vector` lacks, once all accepted before is durable."""

@@ -68,6 +68,9 @@ class Room:
     replica: Replica = field(default_factory=Replica)
     members: set[Connection] = field(default_factory=set)
     seqs: SeqTracker = field(default_factory=SeqTracker)
+    # Yjs client id → the account that owns it (events.authors), as far as this room has
+    # asked: an update creating items under an id another account owns is refused.
+    writers: dict[int, int | None] = field(default_factory=dict)
     # Awareness client id → the local connection that speaks for it (others may not).
     awareness_owner: dict[int, Connection] = field(default_factory=dict)
     # Checked awareness updates waiting for the next relay, with the connection that sent each

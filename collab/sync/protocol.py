@@ -214,6 +214,23 @@ def encode_permission_denied(reason: str) -> bytes:
     )
 
 
+def encode_state_vector(vector: dict[int, int]) -> bytes:
+    """Encode a Yjs state vector (the inverse of `decode_state_vector`)."""
+    return write_var_uint(len(vector)) + b"".join(
+        write_var_uint(client) + write_var_uint(clock) for client, clock in vector.items()
+    )
+
+
+def update_groups(update: bytes) -> tuple[int, int | None]:
+    """How many per-client groups of structs a v1 update holds, and the first one's client."""
+    reader = _Reader(update)
+    groups = reader.var_uint()
+    if not groups:
+        return 0, None
+    reader.var_uint()  # the group's struct count
+    return groups, reader.var_uint()
+
+
 def decode_state_vector(data: bytes) -> dict[int, int]:
     """Decode a Yjs state vector: client id → next expected clock."""
     reader = _Reader(data)

@@ -14,7 +14,7 @@ from collab.notify import publish
 from collab.permissions import Action, check
 from collab.sync.restore import restore_update
 from collab.text import printable_text
-from events.authors import clients_claim
+from events.authors import update_claim
 from events.history import checked_seq
 from events.models import EventKind
 from events.selectors import document_replay
@@ -51,7 +51,7 @@ def document_restore(
             ]
         )
         # The restore writes under a client id of its own: the restorer's from now on.
-        clients_claim(document_id=document.id, update=update, actor_id=by.pk)
+        update_claim(document_id=document.id, update=update, actor_id=by.pk)
         publish(
             {
                 "type": "document.restored",

@@ -23,6 +23,7 @@ from collab.notify import attach_loop, layer_replaced, subscribe_rooms
 from collab.realtime.awareness import AwarenessRelay
 from collab.realtime.bus import Bus
 from collab.realtime.catchup import CatchUp
+from collab.realtime.claims import Claims
 from collab.realtime.codes import CLOSE_STORE_FAILED
 from collab.realtime.compaction import maybe_compact
 from collab.realtime.pipeline import AppendPipeline
@@ -32,6 +33,7 @@ from collab.realtime.tokens import tokens
 from collab.services import Admission
 from collab.sync.protocol import create_update_message
 from collab.sync.replica import ParkedLimits, Replica
+from events.authors import client_owners
 from events.selectors import document_replay, events_after
 from events.services import NewEvent
 
@@ -45,6 +47,7 @@ class Hub:
 
     def __init__(self) -> None:
         self.rooms: dict[uuid.UUID, Room] = {}
+        self.claims = Claims()
         layer = get_channel_layer()
         # Only several processes need the layer for document traffic; within one process every
         # member is local, and going through the layer measured ~100x slower at p99.
@@ -131,6 +134,9 @@ class Hub:
         """Subscribe first, then read the log, so nothing published in between is missed."""
         if self.bus is not None:
             await self.bus.follow(room.document_id, self._is_open(room.document_id))
+        # Before the log: an id claimed in between has items in the replica, which makes a
+        # socket writing under it ask the database (consumer._foreign_writer).
+        room.writers = await database_sync_to_async(client_owners)(document_id=room.document_id)
         replay = await database_sync_to_async(document_replay)(document_id=room.document_id)
         room.replica.load(replay.updates)
         room.seqs.contiguous = replay.head
@@ -334,6 +340,7 @@ class Hub:
         """Finish pending appends, stop background work and release the writer's connection."""
         await self.pipeline.drain()
         await self.presence.drain()
+        await self.claims.drain()
         for task in self._background:
             task.cancel()
         if self.bus is not None:

@@ -15,6 +15,7 @@ from pycrdt import Doc, Text, create_update_message
 
 from collab.realtime.hub import hub_shutdown
 from collab.sync.colors import author_color
+from events.authors import Claim, clients_claim
 from events.models import ClientAuthor, Event
 from events.restore import document_restore
 from events.services import NewEvent, event_append_batch
@@ -117,6 +118,59 @@ async def test_an_update_under_another_accounts_client_id_is_refused(connect: Co
     assert shown[2_222_222]["author"] == "bob"
     assert (await _authors(eve_token, document)).status_code == 404
     assert (await _authors(None, document)).status_code == 401
+
+
+async def test_an_id_written_on_another_process_since_the_room_opened_is_asked_for(
+    connect: Connect, hub: Any
+) -> None:
+    alice, _ = await make_user("alice")
+    bob, bob_token = await make_user("bob")
+    document = await make_document(alice, editors=(bob,))
+    forger = await connect(document.id, bob_token)  # the room opens, knowing no claims
+    # Alice writes on another process: her claim and her event, then the rooms catch up.
+    stolen = Typist(STOLEN)
+    update = stolen.type("written elsewhere")
+    await database_sync_to_async(clients_claim)([Claim(document.id, STOLEN, alice.pk)])
+    await database_sync_to_async(event_append_batch)(
+        items=[NewEvent(document_id=document.id, update=update, actor_id=alice.pk)]
+    )
+    await hub.on_room_message({"type": "doc.catchup", "doc": document.id.hex})
+    await forger.pump()
+    assert str(forger.y.doc.get("text", type=Text)) == "written elsewhere"
+    await forger.send(create_update_message(stolen.type(" and forged here")))
+    await forger.pump(quiet=0.5)
+    assert forger.closed is not None and forger.closed["code"] == 4400
+    assert await _logged(document) == [(alice.pk, 1)]
+
+
+async def test_a_new_id_is_the_senders_at_once_and_written_in_the_background(
+    connect: Connect, hub: Any
+) -> None:
+    alice, alice_token = await make_user("alice")
+    document = await make_document(alice)
+    writer = await connect(document.id, alice_token)
+    for index in range(3):
+        await writer.send(create_update_message(Typist(7_000 + index).type("x")))
+    await writer.pump()
+    await hub.claims.drain()
+    assert await _claims(document) == {7_000: alice.pk, 7_001: alice.pk, 7_002: alice.pk}
+    await writer.close()
+
+
+async def test_an_id_claimed_elsewhere_at_the_same_moment_closes_the_later_socket(
+    connect: Connect, hub: Any
+) -> None:
+    alice, _ = await make_user("alice")
+    bob, bob_token = await make_user("bob")
+    document = await make_document(alice, editors=(bob,))
+    late = await connect(document.id, bob_token)
+    # Another process claimed the id for alice, and her edit has not reached this one yet.
+    await database_sync_to_async(clients_claim)([Claim(document.id, 8_000, alice.pk)])
+    await late.send(create_update_message(Typist(8_000).type("same id, same moment")))
+    await late.pump(quiet=0.5)
+    assert late.closed is not None and late.closed["code"] == 4400
+    # The one edit taken before the answer stays credited to the account that sent it.
+    assert await _logged(document) == [(bob.pk, 1)]
 
 
 async def test_a_restore_writes_under_an_id_claimed_for_the_restorer(connect: Connect) -> None:

@@ -50,6 +50,16 @@ def document_rename(*, document: Document, by: User, title: str) -> Document:
         raise ValueError(f"a title has 1 to {TITLE_MAX} characters")
     document.title = title
     document.save(update_fields=["title", "updated_at"])
+    # Every open page of the document shows the new title at once.
+    publish(
+        {
+            "type": "document.renamed",
+            "document": str(document.id),
+            "title": title,
+            "by": by.get_username(),
+        },
+        document_id=document.id,
+    )
     return document
 
 

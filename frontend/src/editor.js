@@ -11,7 +11,7 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 import { LABELS, connectionState } from './connection.js'
 import { ExportFlow, exportView } from './exporter.js'
 import { megabytes, overLimit, sliceBytes } from './limits.js'
-import { NotificationSocket, toastFor } from './notifications.js'
+import { NotificationSocket, renamedTitle, toastFor } from './notifications.js'
 import { ClientNames, presentUsers } from './presence.js'
 import { SaveTracker, trackingWebSocket } from './saved.js'
 import { showToast } from './toasts.js'
@@ -233,10 +233,25 @@ const exports = new ExportFlow({
 })
 exportButton.addEventListener('click', () => exports.start())
 
+/** A rename made anywhere: the heading, the rename field (unless being edited), the tab. */
+function showTitle (title) {
+  config.title = title
+  document.title = `${title} — Palimpsest`
+  const heading = document.querySelector('.doc-title')
+  if (heading) heading.textContent = title
+  const field = document.getElementById('doc-title')
+  if (field && document.activeElement !== field) field.value = title
+  editor.setOptions({}) // re-reads the editor's aria-label, which names the document
+}
+
 const notifications = new NotificationSocket(wsOrigin + config.paths.notifications, {
   documentId: config.document,
   onEvent: (event) => {
     exports.handle(event)
+    // Set once the server watches the document for this page (tests wait for it).
+    if (event.type === 'watching' && event.document === config.document) root.dataset.watching = 'true'
+    const title = renamedTitle(event, config.document)
+    if (title !== null) showTitle(title)
     const toast = toastFor(event, { documentId: config.document, namesOf: (ids) => clientNames.namesOf(ids) })
     if (toast) showToast(toasts, toast)
   },

@@ -1,5 +1,5 @@
 // /ws/notifications: the user's own events (exports) and, once watched, the document's
-// (compaction, purged sessions). Reconnects with backoff; re-watches after each reconnect.
+// (compaction, purged sessions, renames). Reconnects with backoff; re-watches after each reconnect.
 
 /**
  * The toast an event deserves on this document's page, or null.
@@ -21,6 +21,9 @@ export function toastFor (event, { documentId, namesOf }) {
         text: `History compacted: ${event.events_folded} edits up to #${event.upto_seq} folded into a snapshot.`,
         kind: 'info',
       }
+    case 'document.renamed':
+      if (event.document !== documentId || typeof event.title !== 'string') return null
+      return { text: `${event.by || 'Someone'} renamed the document to “${event.title}”.`, kind: 'info' }
     case 'session.purged': {
       if (event.document !== documentId) return null
       const names = namesOf(event.clients || [])
@@ -30,6 +33,17 @@ export function toastFor (event, { documentId, namesOf }) {
     default:
       return null
   }
+}
+
+/**
+ * The document's new title if the event renames this document, else null.
+ * @param {any} event
+ * @param {string} documentId
+ * @returns {string | null}
+ */
+export function renamedTitle (event, documentId) {
+  if (event?.type !== 'document.renamed' || event.document !== documentId) return null
+  return typeof event.title === 'string' ? event.title : null
 }
 
 /** A JSON WebSocket that reconnects and watches one document after every (re)connect. */

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { LABELS, connectionState } from '../src/connection.js'
-import { toastFor } from '../src/notifications.js'
+import { renamedTitle, toastFor } from '../src/notifications.js'
 import { ClientNames, presentUsers } from '../src/presence.js'
 import { shortcutText } from '../src/toolbar.js'
 
@@ -43,6 +43,17 @@ test('toasts only for this document, naming purged collaborators', () => {
   assert.match(toastFor({ type: 'session.purged', document: 'd1', clients: [5] }, context).text, /bob/)
   assert.match(toastFor({ type: 'session.purged', document: 'd1', clients: [6] }, context).text, /a collaborator/)
   assert.equal(toastFor({ type: 'export.progress', export: { document: 'd1' } }, context), null)
+})
+
+test('a rename of this document gives its new title and a toast naming who', () => {
+  const context = { documentId: 'd1', namesOf: () => [] }
+  const renamed = { type: 'document.renamed', document: 'd1', title: 'Road trip', by: 'alice' }
+  assert.equal(renamedTitle(renamed, 'd1'), 'Road trip')
+  assert.equal(renamedTitle({ ...renamed, document: 'd2' }, 'd1'), null)
+  assert.equal(renamedTitle({ ...renamed, title: 42 }, 'd1'), null)
+  assert.equal(renamedTitle({ type: 'export.done' }, 'd1'), null)
+  assert.match(toastFor(renamed, context).text, /alice renamed the document to “Road trip”/)
+  assert.equal(toastFor({ ...renamed, document: 'd2' }, context), null)
 })
 
 test('shortcuts are written the platform way', () => {

@@ -60,6 +60,17 @@ def test_log_in_create_rename_share_and_log_out(
     expect(bob.locator("form[data-testid=rename]")).to_have_count(0)
     expect(bob.locator("form[data-testid=share]")).to_have_count(0)
 
+    # A rename reaches an open page of the document at once: its heading, tab and editor label.
+    expect(bob.locator("#editor-app")).to_have_attribute("data-watching", "true")
+    alice.goto(f"/docs/{doc_id}")
+    rename = alice.locator("form[data-testid=rename]")
+    rename.locator("input[name=title]").fill("Road trip")
+    rename.locator("[type=submit]").click()
+    expect(bob.locator("h1.doc-title")).to_have_text("Road trip")
+    expect(bob).to_have_title(re.compile("^Road trip"))
+    expect(bob.locator(".ProseMirror")).to_have_attribute("aria-label", re.compile("^Road trip"))
+    expect(bob.locator("[data-testid=toasts]")).to_contain_text("alice renamed the document")
+
     # Carol was not invited: the document is not in her list and its page is not hers.
     carol = login(new_context("carol"), "carol")
     expect(carol.locator("[data-testid=documents] a", has_text="Summer trip")).to_have_count(0)

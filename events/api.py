@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.responses import Status
 from pydantic import Field
@@ -223,6 +223,32 @@ def list_authors(request: HttpRequest, doc_id: str) -> list[dict[str, Any]]:
         {"client_id": a.client_id, "author": a.author, "color": a.color}
         for a in document_authors(document_id=document.id)
     ]
+
+
+class StateQuery(Schema):
+    """Which version."""
+
+    at: int | None = Field(default=None, ge=0)
+
+
+@router.get(
+    "/docs/{doc_id}/state",
+    response={200: None, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
+    openapi_extra={
+        "responses": {200: {"content": {"application/octet-stream": {}}}},
+    },
+)
+def show_state(request: HttpRequest, doc_id: str, query: Query[StateQuery]) -> HttpResponse:
+    """The document right after event `at` (default: now) as one Yjs update (binary), for
+    a read-only editor; `X-Seq` says which event, `X-Head` the latest."""
+    document, _ = readable_document(request, doc_id)
+    state = history.document_state(document_id=document.id, at_seq=query.at)
+    response = HttpResponse(state.update, content_type="application/octet-stream")
+    response["X-Seq"] = str(state.seq)
+    response["X-Head"] = str(state.head)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @router.get(

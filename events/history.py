@@ -89,6 +89,22 @@ def document_at(*, document_id: uuid.UUID, at_seq: int | None = None) -> tuple[D
     return content_doc(replay.updates), seq
 
 
+@dataclass(frozen=True, slots=True)
+class State:
+    """The document right after event `seq` as one Yjs update, and the log's head then."""
+
+    seq: int
+    head: int
+    update: bytes
+
+
+def document_state(*, document_id: uuid.UUID, at_seq: int | None = None) -> State:
+    """The Yjs state right after event `at_seq` (default: now), for a read-only editor."""
+    head = document_head(document_id=document_id)
+    doc, seq = document_at(document_id=document_id, at_seq=at_seq)
+    return State(seq=seq, head=max(head, seq), update=doc.get_update())
+
+
 def document_content(*, document_id: uuid.UUID, at_seq: int | None = None) -> Content:
     """HTML and plain text of the document right after event `at_seq`."""
     doc, seq = document_at(document_id=document_id, at_seq=at_seq)

@@ -16,6 +16,7 @@ from django.test import Client
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
 from collab.services import document_create, member_add, token_issue
+from collab.sync.html import document_text
 from collab.sync.protocol import create_update_message
 from events.compaction import checkpoint_gap, checkpoints_fill, snapshot_compact
 from events.history import document_content
@@ -121,6 +122,33 @@ def test_content_after_any_event_as_html_and_text() -> None:
     assert empty["content"] == ""
     assert _call(client, "GET", f"{base}?at=4", users["vi"]).status_code == 400
     assert _call(client, "GET", f"{base}?format=pdf", users["vi"]).status_code == 400
+
+
+def test_the_yjs_state_after_any_event_matches_the_content_then(settings: Any) -> None:
+    settings.PALIMPSEST_CHECKPOINT_MIN_EVENTS = settings.PALIMPSEST_CHECKPOINT_MAX_EVENTS = 4
+    users = _users()
+    document = _document(users)
+    writer = Writer()
+    _append(document, users["olga"], writer.paragraph("world"))
+    for i in range(10):
+        _append(document, users["ed"], writer.type(0, str(i)))
+    checkpoints_fill(document_id=document.id)
+    client = Client()
+    base = f"/api/docs/{document.id}"
+    for seq in (0, 1, 5, 11):
+        response = _call(client, "GET", f"{base}/state?at={seq}", users["vi"])
+        assert response.status_code == 200, response.content
+        assert response["Content-Type"] == "application/octet-stream"
+        assert (response["X-Seq"], response["X-Head"]) == (str(seq), "11")
+        doc: Doc = Doc()
+        doc.apply_update(response.content)
+        text = _call(client, "GET", f"{base}/content?at={seq}&format=text", users["vi"]).json()
+        assert document_text(doc) == text["content"], seq
+    latest = _call(client, "GET", f"{base}/state", users["olga"])
+    assert latest["X-Seq"] == "11"
+    assert _call(client, "GET", f"{base}/state?at=12", users["vi"]).status_code == 400
+    assert _call(client, "GET", f"{base}/state", users["eve"]).status_code == 404
+    assert _call(client, "GET", f"{base}/state", None).status_code == 401
 
 
 def test_checkpoints_bound_the_replay_and_give_the_same_content(settings: Any) -> None:
@@ -351,6 +379,8 @@ def test_long_replays_are_capped_and_their_results_kept(
         ("POST", "exports", {"format": "pdf"}, {"olga", "ed", "vi"}),
         ("GET", "history", None, {"olga", "ed", "vi"}),
         ("GET", "content?at=1", None, {"olga", "ed", "vi"}),
+        ("GET", "state?at=1", None, {"olga", "ed", "vi"}),
+        ("GET", "authors", None, {"olga", "ed", "vi"}),
         ("GET", "versions", None, {"olga", "ed", "vi"}),
         ("GET", "attribution?at=1", None, {"olga", "ed", "vi"}),
         ("GET", "diff?from=0&to=1", None, {"olga", "ed", "vi"}),

@@ -10,6 +10,7 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 
 import { LABELS, connectionState } from './connection.js'
 import { ExportFlow, exportView } from './exporter.js'
+import { HistoryPanel } from './history.js'
 import { megabytes, overLimit, sliceBytes } from './limits.js'
 import { NotificationSocket, renamedTitle, toastFor } from './notifications.js'
 import { ClientNames, presentUsers } from './presence.js'
@@ -257,6 +258,74 @@ const notifications = new NotificationSocket(wsOrigin + config.paths.notificatio
   },
 })
 if (navigator.onLine) notifications.connect()
+
+// --- history -----------------------------------------------------------------------------
+
+const api = `/api/docs/${config.document}`
+const historySection = $('history')
+const historyToggle = $('history-toggle')
+const historyView = historySection.querySelector('[data-history-view]')
+let viewEditor = null
+let viewDoc = null
+
+/** Show a Yjs state read-only, with the live editor's extensions and styles. */
+function renderState (update, seq) {
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, update)
+  viewEditor?.destroy()
+  viewDoc?.destroy()
+  viewDoc = doc
+  viewEditor = new Editor({
+    element: historyView,
+    editable: false,
+    extensions: [
+      StarterKit.configure({ undoRedo: false, link: { openOnClick: false } }),
+      Collaboration.configure({ document: doc, field: 'default' }),
+    ],
+    editorProps: {
+      attributes: { 'aria-label': `${config.title} after edit ${seq} (read only)`, class: 'prose' },
+    },
+  })
+  historyView.dataset.seq = String(seq)
+}
+
+async function fetchJson (url) {
+  const response = await fetch(url, { credentials: 'same-origin' })
+  if (!response.ok) throw new Error(`the server answered ${response.status}`)
+  return response.json()
+}
+
+const historyPanel = new HistoryPanel({
+  slider: $('history-slider'),
+  info: $('history-info'),
+  playButton: $('history-play'),
+  render: renderState,
+  fetchState: async (seq) => {
+    const response = await fetch(`${api}/state${seq === null ? '' : `?at=${seq}`}`, { credentials: 'same-origin' })
+    if (!response.ok) throw new Error(`the server answered ${response.status}`)
+    return {
+      update: new Uint8Array(await response.arrayBuffer()),
+      seq: Number(response.headers.get('X-Seq')),
+      head: Number(response.headers.get('X-Head')),
+    }
+  },
+  fetchEdit: async (seq) => (await fetchJson(`${api}/history?after=${seq - 1}&limit=1`)).events[0] ?? null,
+  fetchHead: async () => (await fetchJson(`${api}/history?after=${historyPanel.head}&limit=1`)).head,
+})
+$('history-play').addEventListener('click', () => (historyPanel.playing === null ? historyPanel.play() : historyPanel.pause()))
+historyToggle.addEventListener('click', () => {
+  const opening = historySection.hidden
+  historySection.hidden = !opening
+  historyToggle.setAttribute('aria-expanded', String(opening))
+  if (opening) {
+    historyPanel.open().catch((error) => historyPanel.fail(error))
+  } else {
+    historyPanel.close()
+    viewEditor?.destroy()
+    viewDoc?.destroy()
+    viewEditor = viewDoc = null
+  }
+})
 
 renderConnection()
 renderSaved()

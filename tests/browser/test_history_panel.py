@@ -1,0 +1,110 @@
+"""The editor's History panel: one person types while another scrubs the slider; the view at
+each edit matches `content?at=`, arrow keys step one edit, and a replay plays to the head."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from playwright.sync_api import BrowserContext, Locator, Page, expect
+
+from tests.browser.conftest import (
+    EDITOR_TEXT_JS,
+    Live,
+    record_figures,
+    type_at_end,
+    user_page,
+    wait_for_text,
+)
+
+# Set the slider as a person dragging it would: its value, then an input event.
+SET_SLIDER_JS = """
+([el, value]) => {
+  window.__asked = performance.now()
+  el.value = String(value)
+  el.dispatchEvent(new Event('input', { bubbles: true }))
+}
+"""
+# Milliseconds from the last SET_SLIDER_JS to now (called once the view shows that edit).
+SINCE_ASKED_JS = "() => performance.now() - window.__asked"
+
+
+def _squeezed(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _shown(view: Locator) -> str:
+    return str(view.locator(".ProseMirror").evaluate(EDITOR_TEXT_JS))
+
+
+def _content(page: Page, live: Live, doc: str, seq: int) -> str:
+    response = page.request.get(f"{live.url}/api/docs/{doc}/content?at={seq}&format=text")
+    assert response.ok, response.status
+    return str(response.json()["content"])
+
+
+def test_one_types_while_the_other_scrubs_the_history(
+    live: Live, new_context: Callable[..., BrowserContext]
+) -> None:
+    doc = live.document(live.tokens["alice"], bob="editor")
+    alice = user_page(new_context, "alice", doc)
+    bob = user_page(new_context, "bob", doc)
+    type_at_end(alice, "First words.")
+    type_at_end(alice, "A second paragraph.", new_paragraph=True)
+    wait_for_text(bob, "A second paragraph.")
+    expect(alice.locator("[data-testid=saved]")).to_have_attribute("data-state", "saved")
+
+    bob.get_by_role("button", name="History").click()
+    slider = bob.get_by_role("slider", name="Edit")
+    view = bob.locator("[data-history-view]")
+    expect(slider).not_to_have_attribute("max", "0")
+    head = int(slider.get_attribute("max") or 0)
+    expect(view).to_have_attribute("data-seq", str(head))
+    assert _squeezed(_shown(view)) == _squeezed(_content(bob, live, doc, head))
+
+    # Alice goes on typing; the slider's end follows the head while the panel is open.
+    type_at_end(alice, " And more.", delay=30)
+    expect(alice.locator("[data-testid=saved]")).to_have_attribute("data-state", "saved")
+    bob.wait_for_function(
+        "([el, head]) => Number(el.max) > head", arg=[slider.element_handle(), head], timeout=10_000
+    )
+    head = int(slider.get_attribute("max") or 0)
+
+    # Arrow keys step one edit.
+    slider.focus()
+    bob.keyboard.press("Home")
+    expect(view).to_have_attribute("data-seq", "0")
+    assert _shown(view) == ""
+    for seq in (1, 2, 3):
+        bob.keyboard.press("ArrowRight")
+        expect(view).to_have_attribute("data-seq", str(seq))
+        assert _squeezed(_shown(view)) == _squeezed(_content(bob, live, doc, seq)), seq
+    expect(bob.locator("[data-testid=history-info]")).to_contain_text("Edit 3 of")
+    expect(bob.locator("[data-testid=history-info]")).to_contain_text("by alice")
+
+    # Any edit, as a drag would ask for it, while alice types on.
+    timings = []
+    for seq in sorted({head // 3, head // 2, head - 1, head}):
+        bob.evaluate(SET_SLIDER_JS, [slider.element_handle(), seq])
+        expect(view).to_have_attribute("data-seq", str(seq))
+        timings.append(round(bob.evaluate(SINCE_ASKED_JS)))
+        assert _squeezed(_shown(view)) == _squeezed(_content(bob, live, doc, seq)), seq
+        alice.keyboard.type("!")
+    print(f"slider stop -> view shown, {len(timings)} stops on a {head}-edit log: {timings} ms")
+    record_figures("history_slider_small_log_ms", timings)
+
+    # The view is read-only and the live editor is untouched by scrubbing.
+    expect(view.locator(".ProseMirror")).to_have_attribute("contenteditable", "false")
+    wait_for_text(bob, "And more.!")
+
+    # Play replays to the head, then stops.
+    bob.keyboard.press("Home")
+    expect(view).to_have_attribute("data-seq", "0")
+    play = bob.locator("[data-testid=history-play]")
+    play.click()
+    expect(play).to_have_attribute("aria-pressed", "true")
+    expect(play).to_have_attribute("aria-pressed", "false", timeout=20_000)
+    expect(view).to_have_attribute("data-seq", slider.get_attribute("max") or "")
+
+    bob.get_by_role("button", name="History").click()
+    expect(bob.locator("[data-testid=history]")).to_be_hidden()

@@ -9,6 +9,7 @@ import { WebsocketProvider } from 'y-websocket'
 import { IndexeddbPersistence } from 'y-indexeddb'
 
 import { LABELS, connectionState } from './connection.js'
+import { ShowAuthors, authorRuns, legendEntries, refreshAuthors } from './authors.js'
 import { ExportFlow, exportView } from './exporter.js'
 import { HistoryPanel } from './history.js'
 import { megabytes, overLimit, sliceBytes } from './limits.js'
@@ -56,6 +57,9 @@ provider = new WebsocketProvider(wsOrigin + config.paths.docs, config.document, 
   WebSocketPolyfill: trackingWebSocket(tracker, ydoc, undefined, (reason) => becomeReadOnly(reason)),
 })
 
+// Show authors: one switch for the live editor and the history view (authors.js).
+const shownAuthors = { enabled: false, authors: new Map(), unknown: () => loadAuthors() }
+
 const editor = new Editor({
   element: $('editor'),
   editable: writable,
@@ -64,6 +68,7 @@ const editor = new Editor({
     // this user's edits, never a collaborator's.
     StarterKit.configure({ undoRedo: false, link: { openOnClick: false } }),
     Collaboration.configure({ document: ydoc, field: 'default' }),
+    ShowAuthors.configure({ fragment: () => ydoc.getXmlFragment('default'), shared: () => shownAuthors }),
     CollaborationCaret.configure({ provider, user: me }),
   ],
   editorProps: {
@@ -281,6 +286,7 @@ function renderState (update, seq) {
     extensions: [
       StarterKit.configure({ undoRedo: false, link: { openOnClick: false } }),
       Collaboration.configure({ document: doc, field: 'default' }),
+      ShowAuthors.configure({ fragment: () => doc.getXmlFragment('default'), shared: () => shownAuthors }),
     ],
     editorProps: {
       attributes: { 'aria-label': `${config.title} after edit ${seq} (read only)`, class: 'prose' },
@@ -325,6 +331,53 @@ historyToggle.addEventListener('click', () => {
     viewDoc?.destroy()
     viewEditor = viewDoc = null
   }
+})
+
+// --- show authors ------------------------------------------------------------------------
+
+const authorsSwitch = $('show-authors')
+const legend = $('authors-legend')
+let authorsLoading = null
+let authorsLoadedAt = 0
+
+/** Fetch who writes under each client id (again at most once a second, as new ids appear). */
+function loadAuthors () {
+  if (authorsLoading || Date.now() - authorsLoadedAt < 1000) return authorsLoading
+  authorsLoading = fetchJson(`${api}/authors`)
+    .then((entries) => {
+      for (const entry of entries) shownAuthors.authors.set(entry.client_id, entry)
+      authorsLoadedAt = Date.now()
+      showAuthors()
+    })
+    .catch((error) => showToast(toasts, { text: `Could not load the authors: ${error.message}`, kind: 'error' }))
+    .finally(() => { authorsLoading = null })
+  return authorsLoading
+}
+
+/** Colour (or uncolour) both editors and list the authors present. */
+function showAuthors () {
+  refreshAuthors(editor)
+  refreshAuthors(viewEditor)
+  legend.replaceChildren()
+  legend.hidden = !shownAuthors.enabled
+  if (!shownAuthors.enabled) return
+  const runs = authorRuns(ydoc.getXmlFragment('default'), editor.state.doc)
+  for (const { author, color } of legendEntries(runs, shownAuthors.authors)) {
+    const item = document.createElement('li')
+    item.dataset.legendAuthor = author
+    const swatch = document.createElement('span')
+    swatch.className = 'swatch'
+    swatch.style.background = color
+    item.append(swatch, document.createTextNode(author))
+    legend.append(item)
+  }
+}
+
+authorsSwitch.addEventListener('click', async () => {
+  shownAuthors.enabled = authorsSwitch.getAttribute('aria-checked') !== 'true'
+  authorsSwitch.setAttribute('aria-checked', String(shownAuthors.enabled))
+  if (shownAuthors.enabled) await loadAuthors()
+  showAuthors()
 })
 
 renderConnection()

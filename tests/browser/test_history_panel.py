@@ -108,3 +108,53 @@ def test_one_types_while_the_other_scrubs_the_history(
 
     bob.get_by_role("button", name="History").click()
     expect(bob.locator("[data-testid=history]")).to_be_hidden()
+
+
+def test_show_authors_marks_each_authors_text_live_and_in_the_history(
+    live: Live, new_context: Callable[..., BrowserContext]
+) -> None:
+    doc = live.document(live.tokens["alice"], bob="editor")
+    alice = user_page(new_context, "alice", doc)
+    bob = user_page(new_context, "bob", doc)
+    type_at_end(alice, "Alice wrote this.")
+    wait_for_text(bob, "Alice wrote this.")
+    type_at_end(bob, "Bob wrote that.", new_paragraph=True)
+    wait_for_text(alice, "Bob wrote that.")
+
+    switch = bob.get_by_role("switch", name="Show authors")
+    expect(switch).to_have_attribute("aria-checked", "false")
+    live_editor = bob.locator("[data-testid=editor]")
+    expect(live_editor.locator("[data-author]")).to_have_count(0)
+    switch.click()
+    expect(switch).to_have_attribute("aria-checked", "true")
+    expect(live_editor.locator("[data-author=alice]")).to_have_text("Alice wrote this.")
+    expect(live_editor.locator("[data-author=bob]")).to_have_text("Bob wrote that.")
+    legend = bob.locator("[data-testid=authors-legend] li")
+    expect(legend).to_have_text(["alice", "bob"])
+    # The carets' colours, from the server.
+    colours = {
+        entry["author"]: entry["color"]
+        for entry in bob.request.get(f"{live.url}/api/docs/{doc}/authors").json()
+    }
+    style = live_editor.locator("[data-author=alice]").first.get_attribute("style") or ""
+    assert colours["alice"] in style, (style, colours)
+
+    # New text is coloured as it arrives (alice's caret ends up in bob's paragraph).
+    type_at_end(alice, " More from alice.", delay=20)
+    expect(live_editor.locator("[data-author=alice]")).to_have_text(
+        ["Alice wrote this.", "More from alice."]
+    )
+
+    # The history view is coloured too.
+    bob.get_by_role("button", name="History").click()
+    view = bob.locator("[data-history-view]")
+    expect(view).to_have_attribute("data-seq", re.compile(r"^[1-9][0-9]*$"))
+    expect(view.locator("[data-author=alice]")).to_have_text(
+        ["Alice wrote this.", "More from alice."]
+    )
+    expect(view.locator("[data-author=bob]")).to_have_text("Bob wrote that.")
+
+    switch.click()
+    expect(live_editor.locator("[data-author]")).to_have_count(0)
+    expect(view.locator("[data-author]")).to_have_count(0)
+    expect(bob.locator("[data-testid=authors-legend]")).to_be_hidden()

@@ -92,6 +92,7 @@ bench: setup
 # History at scale: bytes per edit and reads of the past, SQLite and the local PostgreSQL.
 bench-history: setup
 	$(PY) bench/storage.py $(BENCH_ARGS)
+	$(PY) bench/history_view.py
 
 # Compaction and export only; BENCH_ARGS=--stack also exports through make stack's processes.
 bench-background: setup

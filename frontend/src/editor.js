@@ -325,13 +325,115 @@ historyToggle.addEventListener('click', () => {
   historyToggle.setAttribute('aria-expanded', String(opening))
   if (opening) {
     historyPanel.open().catch((error) => historyPanel.fail(error))
+    showVersions().catch((error) => { $('versions').textContent = `Could not list them: ${error.message}` })
   } else {
+    $('history-diff-view').hidden = true
     historyPanel.close()
     viewEditor?.destroy()
     viewDoc?.destroy()
     viewEditor = viewDoc = null
   }
 })
+
+// --- versions, restore, diff ---------------------------------------------------------------
+
+const viewedSeq = () => Number($('history-slider').value)
+
+async function sendJson (url, body) {
+  const response = await fetch(url, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', 'X-CSRFToken': config.csrfToken },
+    body: JSON.stringify(body),
+  })
+  const answer = await response.json().catch(() => ({}))
+  if (!response.ok) throw new Error(answer.detail || `the server answered ${response.status}`)
+  return answer
+}
+
+/** The named versions, each a button that shows it. */
+async function showVersions () {
+  const list = $('versions')
+  const versions = await fetchJson(`${api}/versions`)
+  list.replaceChildren()
+  for (const version of versions) {
+    const item = document.createElement('li')
+    item.dataset.versionSeq = String(version.seq)
+    const jump = document.createElement('button')
+    jump.type = 'button'
+    jump.className = 'button button--quiet'
+    jump.textContent = version.label
+    jump.addEventListener('click', () => {
+      $('history-slider').value = String(version.seq)
+      historyPanel.show(version.seq).catch((error) => historyPanel.fail(error))
+    })
+    const about = document.createElement('span')
+    about.className = 'muted'
+    about.textContent = `edit ${version.seq}${version.created_by ? `, named by ${version.created_by}` : ''}`
+    item.append(jump, about)
+    list.append(item)
+  }
+  if (!versions.length) list.textContent = 'None yet.'
+}
+
+/** What changed from the viewed edit to now, each insertion and deletion in its author's colour. */
+async function showDiff () {
+  const box = $('history-diff-view')
+  box.hidden = false
+  box.textContent = 'Comparing…'
+  if (!shownAuthors.authors.size) await loadAuthors()
+  const colours = new Map([...shownAuthors.authors.values()].map((a) => [a.author, a.color]))
+  const diff = await fetchJson(`${api}/diff?from=${viewedSeq()}`)
+  box.replaceChildren()
+  const heading = document.createElement('p')
+  heading.className = 'muted'
+  heading.textContent = `From edit ${diff.from} to edit ${diff.to} (now):`
+  box.append(heading)
+  for (const change of diff.changes) {
+    const node = document.createElement(change.op === 'insert' ? 'ins' : change.op === 'delete' ? 'del' : 'span')
+    node.textContent = change.text
+    if (change.op !== 'equal') {
+      node.dataset.author = change.author ?? ''
+      node.style.setProperty('--author', colours.get(change.author) ?? '#6b7280')
+      node.title = `${change.op === 'insert' ? 'added' : 'deleted'} by ${change.author ?? 'a deleted account'}`
+    }
+    box.append(node)
+  }
+}
+
+// A comparison is of the edit it was made from: moving the slider puts it away.
+$('history-slider').addEventListener('input', () => { $('history-diff-view').hidden = true })
+$('history-diff').addEventListener('click', () => showDiff().catch((error) => { $('history-diff-view').textContent = `Could not compare: ${error.message}` }))
+
+const nameForm = $('version-name')
+if (nameForm) {
+  nameForm.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const label = nameForm.elements.label.value.trim()
+    try {
+      await sendJson(`${api}/versions`, { seq: viewedSeq(), label })
+      nameForm.reset()
+      showToast(toasts, { text: `Named edit ${viewedSeq()} “${label}”.`, kind: 'success' })
+      await showVersions()
+    } catch (error) {
+      showToast(toasts, { text: `Could not name it: ${error.message}`, kind: 'error' })
+    }
+  })
+  const confirm = $('restore-confirm')
+  $('history-restore').addEventListener('click', () => { confirm.hidden = false })
+  $('restore-no').addEventListener('click', () => { confirm.hidden = true })
+  $('restore-yes').addEventListener('click', async () => {
+    confirm.hidden = true
+    const seq = viewedSeq()
+    try {
+      const answer = await sendJson(`${api}/restore`, { seq })
+      const text = answer.seq === null ? `The document already is as it was after edit ${seq}.` : `Restored the document as it was after edit ${seq}.`
+      showToast(toasts, { text, kind: 'success' })
+    } catch (error) {
+      showToast(toasts, { text: `Could not restore: ${error.message}`, kind: 'error' })
+    }
+  })
+}
 
 // --- show authors ------------------------------------------------------------------------
 

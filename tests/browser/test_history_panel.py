@@ -158,3 +158,54 @@ def test_show_authors_marks_each_authors_text_live_and_in_the_history(
     expect(live_editor.locator("[data-author]")).to_have_count(0)
     expect(view.locator("[data-author]")).to_have_count(0)
     expect(bob.locator("[data-testid=authors-legend]")).to_be_hidden()
+
+
+def test_name_a_version_compare_it_with_now_and_restore_it_for_everyone(
+    live: Live, new_context: Callable[..., BrowserContext]
+) -> None:
+    doc = live.document(live.tokens["alice"], bob="editor", carol="viewer")
+    alice = user_page(new_context, "alice", doc)
+    bob = user_page(new_context, "bob", doc)
+    type_at_end(alice, "The first draft.")
+    expect(alice.locator("[data-testid=saved]")).to_have_attribute("data-state", "saved")
+    wait_for_text(bob, "The first draft.")
+
+    bob.get_by_role("button", name="History").click()
+    view = bob.locator("[data-history-view]")
+    slider = bob.get_by_role("slider", name="Edit")
+    expect(slider).not_to_have_attribute("max", "0")
+    draft = int(slider.get_attribute("max") or 0)
+    expect(view).to_have_attribute("data-seq", str(draft))
+    bob.get_by_label("Version name").fill("First draft")
+    bob.locator("[data-testid=version-name] [type=submit]").click()
+    expect(bob.locator("[data-testid=versions] li")).to_have_count(1)
+    expect(bob.locator("[data-testid=versions] li")).to_contain_text(f"edit {draft}")
+
+    type_at_end(alice, " Then alice rewrote it all.", delay=10)
+    expect(alice.locator("[data-testid=saved]")).to_have_attribute("data-state", "saved")
+    bob.locator("[data-testid=versions] button", has_text="First draft").click()
+    expect(view).to_have_attribute("data-seq", str(draft))
+
+    bob.locator("[data-testid=history-diff]").click()
+    diff = bob.locator("[data-testid=history-diff-view]")
+    expect(diff.locator("ins[data-author=alice]")).to_have_text("Then alice rewrote it all.")
+
+    bob.locator("[data-testid=history-restore]").click()
+    expect(bob.locator("[data-testid=restore-confirm]")).to_be_visible()
+    bob.locator("[data-testid=restore-yes]").click()
+    # The restore is a new event, seen live by everyone.
+    alice.wait_for_function(
+        f"() => !({EDITOR_TEXT_JS})(document.querySelector('.ProseMirror')).includes('rewrote')",
+        timeout=10_000,
+    )
+    wait_for_text(alice, "The first draft.")
+    history = bob.request.get(f"{live.url}/api/docs/{doc}/history?limit=1000").json()
+    assert history["events"][-1]["kind"] == "restore"
+    assert history["events"][-1]["actor"] == "bob"
+
+    # A viewer may look and compare, not name or restore.
+    carol = user_page(new_context, "carol", doc)
+    carol.get_by_role("button", name="History").click()
+    expect(carol.locator("[data-testid=versions] li")).to_have_count(1)
+    expect(carol.locator("[data-testid=version-name]")).to_have_count(0)
+    expect(carol.locator("[data-testid=history-restore]")).to_have_count(0)

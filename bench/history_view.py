@@ -54,6 +54,7 @@ LOAD = """
 from django.contrib.auth.models import User
 from bench.storage import _updates
 from collab.services import document_create
+from events.authors import update_claim
 from events.compaction import checkpoints_fill, snapshot_compact
 from events.services import NewEvent, event_append_batch
 user = User.objects.create_user("alice", password={password!r})
@@ -67,6 +68,8 @@ for start in range(0, len(updates), 1000):
     snapshot_compact(document_id=document.id)
 checkpoints_fill(document_id=document.id)
 snapshot_compact(document_id=document.id)
+# The writer's client id, claimed for her as a socket's first update would claim it.
+update_claim(document_id=document.id, update=updates[1], actor_id=user.pk)
 print(document.id, len(updates))
 """
 

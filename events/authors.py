@@ -70,15 +70,12 @@ class ClientAuthorOut:
 
 def document_authors(*, document_id: uuid.UUID) -> list[ClientAuthorOut]:
     """Every client id written under in the document, with its author and caret colour."""
-    rows = list(
-        ClientAuthor.objects.filter(document_id=document_id)
-        .order_by("client_id")
-        .values_list("client_id", "actor_id")
+    owners = client_owners(document_id=document_id)
+    ids = {actor for actor in owners.values() if actor is not None}
+    names: dict[int | None, str] = dict(
+        get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")
     )
-    ids = {actor for _, actor in rows if actor is not None}
-    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
-    out = []
-    for client_id, actor in rows:
-        name = names.get(actor)
-        out.append(ClientAuthorOut(client_id, name, author_color(name)))
-    return out
+    return [
+        ClientAuthorOut(client_id, names.get(actor), author_color(names.get(actor)))
+        for client_id, actor in sorted(owners.items())
+    ]

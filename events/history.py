@@ -100,9 +100,9 @@ class State:
 
 def document_state(*, document_id: uuid.UUID, at_seq: int | None = None) -> State:
     """The Yjs state right after event `at_seq` (default: now), for a read-only editor."""
-    head = document_head(document_id=document_id)
     doc, seq = document_at(document_id=document_id, at_seq=at_seq)
-    return State(seq=seq, head=max(head, seq), update=doc.get_update())
+    # Read after the replay: the head never moves back, so it is at least `seq`.
+    return State(seq=seq, head=document_head(document_id=document_id), update=doc.get_update())
 
 
 def document_content(*, document_id: uuid.UUID, at_seq: int | None = None) -> Content:

@@ -14,7 +14,7 @@ from collab.adminkit import ReadOnlyAdmin
 from collab.http import attachment
 from tasks import services
 from tasks.models import DeadLetter, Export, ExportStatus
-from tasks.verify import Outcome, export_verify
+from tasks.verify import export_verify
 
 # The largest upload the verify page reads (exports are capped well below this).
 VERIFY_MAX_BYTES = 64 * 1024 * 1024
@@ -81,11 +81,7 @@ class ExportAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
             "form": form,
             "verdict": verdict,
-            "label": {Outcome.MATCHES: "Matches", Outcome.ALTERED: "Altered"}.get(
-                verdict.outcome, "Unknown"
-            )
-            if verdict
-            else "",
+            "label": verdict.outcome.name.capitalize() if verdict else "",
         }
         return TemplateResponse(request, "admin/tasks/export/verify.html", context, status=200)
 

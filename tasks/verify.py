@@ -28,7 +28,7 @@ from tasks.models import Export
 
 
 class Outcome(IntEnum):
-    """The verdict, numbered as `verify_export` exits."""
+    """The verdict, numbered as `verify_export` exits and named as it and the admin say it."""
 
     MATCHES = 0
     ALTERED = 1

@@ -35,6 +35,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot read {file}: {exc.strerror}", returncode=2) from None
         verdict = export_verify(data)
         if verdict.outcome != Outcome.MATCHES:
-            label = "ALTERED" if verdict.outcome == Outcome.ALTERED else "UNKNOWN"
-            raise CommandError(f"{label}: {verdict.detail}", returncode=int(verdict.outcome))
+            raise CommandError(
+                f"{verdict.outcome.name}: {verdict.detail}", returncode=int(verdict.outcome)
+            )
         self.stdout.write(f"OK: {verdict.detail}")

@@ -52,6 +52,9 @@ def stack(tmp_path: Path, servers: tuple[PrivatePostgres, PrivateRedis]) -> Iter
             "SECRET_KEY": "drill-test",
             "PALIMPSEST_BEAT_DISPATCH_SECONDS": "2",
             "PALIMPSEST_EXPORT_STUCK_SECONDS": str(STUCK_S),
+            # Alice may ask for A, B and one export per notification socket tried (at most 3)
+            # while A and B are still pending: the default of 3 pending would answer 429.
+            "PALIMPSEST_EXPORTS_PER_USER": "5",
         },
         web=2,
     ).start()

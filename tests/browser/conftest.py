@@ -73,7 +73,7 @@ class Live(LiveServer):
 
 @pytest.fixture(scope="session")
 def collected_static(tmp_path_factory: pytest.TempPathFactory, browser_available: None) -> Path:
-    """`collectstatic` once per session (it takes ~10 s: hashing and compressing every file);
+    """`collectstatic` once per session (it takes ~6 s: hashing and compressing every file);
     each server gets a copy of the result in its own STATIC_ROOT (var dir's `static/`)."""
     var_dir = tmp_path_factory.mktemp("static-once")
     LiveServer(var_dir).manage("collectstatic", "--noinput", "-v", "0")

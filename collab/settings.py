@@ -187,7 +187,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 # Source maps (3 MB) are fetched only by a developer's tools: compressing them with brotli at
-# its best level took most of collectstatic's 12 s, which every `make stack` start pays.
+# its best level took half of collectstatic's 12 s, which every `make stack` start pays.
 WHITENOISE_SKIP_COMPRESS_EXTENSIONS = (*Compressor.SKIP_COMPRESS_EXTENSIONS, "map")
 
 # PALIMPSEST_LOG_FORMAT=json: one JSON object per line, for a log shipper; realtime records

@@ -295,10 +295,15 @@ function renderState (update, seq) {
   historyView.dataset.seq = String(seq)
 }
 
-async function fetchJson (url) {
+/** A same-origin GET that throws unless the server answered 2xx. */
+async function fetchOk (url) {
   const response = await fetch(url, { credentials: 'same-origin' })
   if (!response.ok) throw new Error(`the server answered ${response.status}`)
-  return response.json()
+  return response
+}
+
+async function fetchJson (url) {
+  return (await fetchOk(url)).json()
 }
 
 const historyPanel = new HistoryPanel({
@@ -307,8 +312,7 @@ const historyPanel = new HistoryPanel({
   playButton: $('history-play'),
   render: renderState,
   fetchState: async (seq) => {
-    const response = await fetch(`${api}/state${seq === null ? '' : `?at=${seq}`}`, { credentials: 'same-origin' })
-    if (!response.ok) throw new Error(`the server answered ${response.status}`)
+    const response = await fetchOk(`${api}/state${seq === null ? '' : `?at=${seq}`}`)
     return {
       update: new Uint8Array(await response.arrayBuffer()),
       seq: Number(response.headers.get('X-Seq')),
